@@ -1,0 +1,162 @@
+"""Loading official, timm-named and cross-family checkpoints.
+
+Our module tree is the official one, so an official ``efficientvit_bN_rXXX.pt`` loads as is. timm's
+``efficientvit_mit`` state dicts hold the same tensors in the same order under other prefixes
+(``stem.…``, ``stages.N.blocks.M.…``, ``head.classifier.…``) and are renamed by the table below. A
+ReduceFormer model can start from an EfficientViT checkpoint of the same size: every tensor maps,
+except the grouped 1×1 of the multi-scale aggregation (``…aggreg.K.1.weight``), which ReduceFormer
+does not have; those keys are reported as unused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import RftrtError
+
+__all__ = ["LoadReport", "load_weights", "read_state_dict", "timm_to_official", "official_to_timm"]
+
+#: timm prefix → official prefix (model_spec §4.2), applied in order, first match wins.
+_TIMM_TO_OFFICIAL = [
+    (re.compile(r"^stem\.in_conv\."), "backbone.input_stem.op_list.0."),
+    (re.compile(r"^stem\.res(\d+)\."), lambda m: f"backbone.input_stem.op_list.{int(m.group(1)) + 1}."),
+    (re.compile(r"^stages\.(\d+)\.blocks\.(\d+)\."), r"backbone.stages.\1.op_list.\2."),
+    (re.compile(r"^head\.in_conv\."), "head.op_list.0."),
+    (re.compile(r"^head\.classifier\.0\."), "head.op_list.2.linear."),
+    (re.compile(r"^head\.classifier\.1\."), "head.op_list.2.norm."),
+    (re.compile(r"^head\.classifier\.4\."), "head.op_list.3.linear."),
+]
+_OFFICIAL_TO_TIMM = [
+    (re.compile(r"^backbone\.input_stem\.op_list\.0\."), "stem.in_conv."),
+    (re.compile(r"^backbone\.input_stem\.op_list\.(\d+)\."), lambda m: f"stem.res{int(m.group(1)) - 1}."),
+    (re.compile(r"^backbone\.stages\.(\d+)\.op_list\.(\d+)\."), r"stages.\1.blocks.\2."),
+    (re.compile(r"^head\.op_list\.0\."), "head.in_conv."),
+    (re.compile(r"^head\.op_list\.2\.linear\."), "head.classifier.0."),
+    (re.compile(r"^head\.op_list\.2\.norm\."), "head.classifier.1."),
+    (re.compile(r"^head\.op_list\.3\.linear\."), "head.classifier.4."),
+]
+#: Keys an EfficientViT checkpoint has and a ReduceFormer model does not: the grouped 1×1 conv.
+_LITEMLA_ONLY = re.compile(r"\.context_module\.main\.aggreg\.\d+\.1\.weight$")
+_CLASSIFIER = "head.op_list.3.linear.weight"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a checkpoint load did: its naming, hash, and the keys it left unused."""
+
+    source: str  # "random", "official" or "timm"
+    path: str | None = None
+    sha256: str | None = None
+    unused_keys: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def random_init(cls) -> "LoadReport":
+        return cls(source="random")
+
+    @property
+    def random(self) -> bool:
+        return self.source == "random"
+
+
+def _rename(key: str, table: list) -> str:
+    for pattern, replacement in table:
+        if pattern.match(key):
+            return pattern.sub(replacement, key, count=1)
+    return key
+
+
+def timm_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a timm ``efficientvit_mit`` state dict to official keys (order kept)."""
+    return {_rename(k, _TIMM_TO_OFFICIAL): v for k, v in state_dict.items()}
+
+
+def official_to_timm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an official state dict to timm's keys (order kept)."""
+    return {_rename(k, _OFFICIAL_TO_TIMM): v for k, v in state_dict.items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Read a checkpoint file into an official-named state dict and the naming it came in
+    (``"official"`` or ``"timm"``).
+
+    Accepts ``torch.save`` files (a state dict or ``{"state_dict": …}``) and ``.safetensors``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RftrtError(f"weights file not found: {path}")
+    not_a_checkpoint = f"{path} is not a PyTorch checkpoint"
+    try:
+        if path.suffix == ".safetensors":
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                raise RftrtError(f"{path}: reading .safetensors needs the 'safetensors' package (pip install safetensors)") from None
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except RftrtError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the unpickler raises anything from IndexError to UnpicklingError on foreign bytes
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RftrtError(f"{not_a_checkpoint} ({reason[:120]}); expected a state dict saved with torch.save") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise RftrtError(f"{not_a_checkpoint}: it holds no state dict of tensors")
+    keys = list(obj)
+    if any(k.startswith(("backbone.", "head.op_list.")) for k in keys):
+        return obj, "official"
+    if any(k.startswith(("stem.", "stages.", "head.classifier.", "head.in_conv.")) for k in keys):
+        return timm_to_official(obj), "timm"
+    raise RftrtError(f"{path} is not an EfficientViT/ReduceFormer checkpoint (first keys: {', '.join(keys[:3])})")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
+    """Load ``path`` into ``model`` with strict checking, except the documented cross-family keys.
+
+    Raises :class:`RftrtError` naming the first mismatched keys (and their shapes) when the
+    checkpoint is for another variant, and the class counts when only the classifier differs.
+    """
+    path = Path(path)
+    state, source = read_state_dict(path)
+    expected = model.state_dict()
+    unused = tuple(k for k in state if k not in expected and _LITEMLA_ONLY.search(k))
+    checked = {k: v for k, v in state.items() if k not in unused}
+
+    if _CLASSIFIER in checked and _CLASSIFIER in expected:
+        got, want = checked[_CLASSIFIER].shape[0], expected[_CLASSIFIER].shape[0]
+        if got != want:
+            raise RftrtError(
+                f"{path} has {got} classes but the model was built with {want}; "
+                f"build it with num_classes={got} (--num-classes {got})"
+            )
+    # Shape mismatches first: they say the most about which variant the checkpoint is for.
+    mismatches = [
+        f"{k} checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in checked.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    mismatches += [f"{k} missing from checkpoint (model {tuple(expected[k].shape)})" for k in expected if k not in checked]
+    mismatches += [f"{k} not in model (checkpoint {tuple(v.shape)})" for k, v in checked.items() if k not in expected]
+    if mismatches:
+        name = getattr(model, "name", type(model).__name__)
+        raise RftrtError(
+            f"{path} does not match {name} ({len(mismatches)} mismatched keys; is it for another variant?): "
+            + "; ".join(mismatches[:3])
+        )
+    model.load_state_dict(checked, strict=True)
+    return LoadReport(source=source, path=str(path), sha256=_sha256(path), unused_keys=unused)
