@@ -1,4 +1,5 @@
-# Two entry points: `make demo` (the main job on its default) and `make test` (the whole suite).
+# Two entry points: `make demo` (the main job: rf-export --model rf_b1 --fp16 --target orin) and
+# `make test` (the whole suite).
 # Each creates the virtual environment on first use: torch 2.13.0 first (pip would otherwise pull
 # a CUDA build of several GB), then this project.
 PYTHON ?= python3
@@ -17,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/rf-export --list-models
+	$(VENV)/bin/rf-export --model rf_b1 --fp16 --target orin --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import RftrtError
@@ -38,10 +39,34 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     """``rf-export``: PyTorch → ONNX → passes → precision plan → validation → engine or bundle."""
-    parser = _parser("rf-export", export_main.__doc__.split(": ", 1)[1])
-    parser.add_argument("--list-models", action="store_true", help="build every model and print the zoo table")
-    parser.add_argument("--model", help="registry name, e.g. rf_b1 (see --list-models)")
-    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    parser = _parser(
+        "rf-export",
+        "Export a ReduceFormer/EfficientViT model to a validated TensorRT deployment for a target.",
+    )
+    what = parser.add_argument_group("model")
+    what.add_argument("--model", help="registry name, e.g. rf_b1 (see --list-models)")
+    what.add_argument("--resolution", type=int, default=224, help="input size, a multiple of 32 ≥ 64 (default 224)")
+    what.add_argument("--weights", metavar="FILE", help="checkpoint (official or timm naming); random weights without it")
+    what.add_argument("--num-classes", type=int, default=1000)
+    where = parser.add_argument_group("target")
+    where.add_argument("--target", default="orin", help="target profile (default orin; see --list-targets)")
+    where.add_argument("--trt-version", metavar="X.Y", help="TensorRT release on the target (default: the profile's)")
+    where.add_argument("--dla", type=int, metavar="CORE", help="DLA core (Orin targets) with GPU fallback; makes the batch static")
+    how = parser.add_argument_group("export")
+    precision = how.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="FP16 with the precision plan's FP32 islands")
+    precision.add_argument("--int8", action="store_true", help="INT8 (needs calibration; not available in this version)")
+    how.add_argument("--batch", metavar="MIN:OPT:MAX", help="batch profile (default: the target's, 1:8:32); N for static")
+    how.add_argument("--static", action="store_true", help="static batch (the profile's opt batch unless --batch N)")
+    how.add_argument("--opset", type=int, help="ONNX opset (default 17, never above the target's ceiling)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
+    out.add_argument("--force", action="store_true", help="replace an existing output directory")
+    out.add_argument("--json", metavar="FILE", help="also write the run's report as JSON")
+    info = parser.add_argument_group("information")
+    info.add_argument("--list-models", action="store_true", help="build every model and print the zoo table")
+    info.add_argument("--list-targets", action="store_true", help="print the target profiles")
+    info.add_argument("--print-config", action="store_true", help="print the resolved target settings and exit")
 
     def body(args: argparse.Namespace) -> int:
         if args.list_models:
@@ -50,9 +75,44 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             rows = zoo_rows()
             print(format_zoo_table(rows))
             if args.json:
-                with open(args.json, "w", encoding="utf-8") as f:
-                    json.dump([r.as_dict() for r in rows], f, indent=2)
+                from .engines.bundle import write_file_atomic
+
+                write_file_atomic(Path(args.json), (json.dumps([r.as_dict() for r in rows], indent=2) + "\n").encode())
             return 0
-        raise RftrtError("export is not implemented yet; use --list-models")
+        from .engines.targets import format_target, format_targets_table, load_target, parse_batch
+
+        if args.list_targets:
+            print(format_targets_table())
+            return 0
+        if args.print_config:
+            batch = parse_batch(args.batch) if args.batch else None
+            print(format_target(load_target(args.target, args.trt_version, args.dla, batch)))
+            return 0
+        if args.int8:
+            raise RftrtError("--int8 needs a calibration step that this version does not have yet; use --fp16")
+        if not args.model:
+            raise RftrtError("--model is required (e.g. --model rf_b1); see --list-models")
+        from .pipeline import ExportOptions, run_export, write_report
+
+        options = ExportOptions(
+            model=args.model,
+            target=args.target,
+            precision="fp16" if args.fp16 else "fp32",
+            resolution=args.resolution,
+            weights=args.weights,
+            num_classes=args.num_classes,
+            trt_version=args.trt_version,
+            dla_core=args.dla,
+            batch=args.batch,
+            static=args.static,
+            opset=args.opset,
+            out_dir=args.out,
+            force=args.force,
+        )
+        result = run_export(options)
+        if args.json:
+            write_report(result, args.json)
+        print("next:", *result.next_commands, sep="\n  ")
+        return 0
 
     return _run("rf-export", parser, body, argv)

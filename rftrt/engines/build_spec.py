@@ -1,0 +1,75 @@
+"""The build specification: everything the device needs to turn a bundle's ONNX into an engine.
+
+It is written to a bundle as ``build.json`` and read back by ``rf-build`` on the device, so it holds
+plain data only and round-trips through JSON exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import RftrtError
+
+__all__ = ["BatchProfile", "BuildSpec", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """The optimisation profile's batch sizes; ``min == opt == max`` means a static batch."""
+
+    min: int
+    opt: int
+    max: int
+
+    @property
+    def static(self) -> bool:
+        return self.min == self.opt == self.max
+
+    def shape(self, which: str, resolution: int) -> list[int]:
+        return [getattr(self, which), 3, resolution, resolution]
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """One engine build: target, TensorRT release and dialect, shapes, precision, DLA, builder knobs."""
+
+    model: str
+    resolution: int
+    target: str
+    tensorrt_version: str
+    #: "weak" (TensorRT 8.x/10.x: FP32 ONNX + builder flags) or "strong" (typed ONNX, no flags)
+    dialect: str
+    onnx: str
+    input_name: str
+    output_name: str
+    batch: BatchProfile
+    #: "fp32", "fp16" or "int8"
+    precision: str
+    #: ONNX node names to pin to FP32 (weakly typed dialect only; the typed ONNX carries them)
+    fp32_layers: tuple[str, ...] = ()
+    dla_core: int | None = None
+    workspace_mib: int = 4096
+    builder_optimization_level: int = 3
+    engine: str = "model.engine"
+    timing_cache: str = "timing.cache"
+    calibration_cache: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"schema": SCHEMA_VERSION, **asdict(self)}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "BuildSpec":
+        data = json.loads(text)
+        schema = data.pop("schema", None)
+        if schema != SCHEMA_VERSION:
+            raise RftrtError(f"build.json schema {schema!r} is not {SCHEMA_VERSION}; re-export the bundle with this rftrt")
+        data["batch"] = BatchProfile(**data["batch"])
+        data["fp32_layers"] = tuple(data["fp32_layers"])
+        data["notes"] = tuple(data["notes"])
+        return cls(**data)

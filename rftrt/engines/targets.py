@@ -1,0 +1,322 @@
+"""Deployment targets: which GPU, which TensorRT, which dialect, which builder settings.
+
+One TOML file per target lives in ``target_profiles/`` beside this module (``orin``, ``jetson-orin``,
+``l40``); each lists the TensorRT releases that platform ships, with the dialect (weakly or strongly
+typed), the highest ONNX opset its parser reads and whether DLA is available with it. Facts and their
+sources are in the files' comments and in ``shared/docs/platforms.md``.
+
+:func:`load_target` resolves a profile for one build: the TensorRT release (the profile's default or
+the one asked for), the DLA core and the batch profile, checking each against the platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from .._data import load_toml
+from ..errors import RftrtError
+from .build_spec import BatchProfile
+
+__all__ = [
+    "TensorRTRelease",
+    "Target",
+    "list_targets",
+    "load_target",
+    "format_targets_table",
+    "format_target",
+    "format_batch",
+    "parse_batch",
+    "version_tag",
+]
+
+_PACKAGE = "rftrt.engines"
+_FOLDER = "target_profiles"
+_DIALECTS = ("weak", "strong")
+
+
+@dataclass(frozen=True)
+class TensorRTRelease:
+    """A TensorRT release as one platform ships it."""
+
+    #: major.minor, e.g. "8.6", "10.3", "11.4"
+    version: str
+    #: the platform release it comes with, e.g. "DRIVE OS 6.0.x", "JetPack 6.1/6.2"
+    platform: str
+    #: "weak" (FP32 ONNX + builder precision flags) or "strong" (the ONNX carries the types)
+    dialect: str
+    #: highest ONNX opset the release's parser reads
+    opset_max: int
+    #: whether DLA can be used with this release on this platform
+    dla: bool
+    #: whether the target's profile picks this release when none is asked for
+    default: bool = False
+
+    @property
+    def version_tag(self) -> int:
+        """The number trtexec prints as ``[TensorRT vNNNN]``, without the patch digits (8600, 100300)."""
+        return version_tag(self.version)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target profile resolved for one build."""
+
+    name: str
+    display: str
+    arch: str
+    gpu: str
+    compute_capability: str
+    dla_cores: int
+    #: the release this build uses
+    release: TensorRTRelease
+    #: every release the platform offers, the default first
+    releases: tuple[TensorRTRelease, ...]
+    workspace_mib: int
+    builder_optimization_level: int
+    batch: BatchProfile
+    dla_core: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def strongly_typed(self) -> bool:
+        return self.release.dialect == "strong"
+
+
+def version_tag(version: str) -> int:
+    """TensorRT's version number as trtexec and calibration caches write it.
+
+    8.x is major·1000 + minor·100 + patch (8.6.12 → 8612); 10.x and later major·10000 + minor·100 +
+    patch (10.3 → 100300). A missing patch counts as 0.
+    """
+    try:
+        parts = [int(p) for p in version.split(".")]
+    except ValueError:
+        raise RftrtError(f"TensorRT version {version!r} is not numeric; write it like 8.6 or 10.3") from None
+    if not 2 <= len(parts) <= 3:
+        raise RftrtError(f"TensorRT version {version!r} is not MAJOR.MINOR[.PATCH]; write it like 8.6 or 10.3")
+    major, minor, patch = (parts + [0])[:3]
+    return major * (1000 if major < 10 else 10000) + minor * 100 + patch
+
+
+# --- the profiles -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _profiles() -> dict[str, Target]:
+    """Every profile, unresolved: the default release, the profile's batch, no DLA."""
+    folder = resources.files(_PACKAGE).joinpath(_FOLDER)
+    names = sorted(entry.name[: -len(".toml")] for entry in folder.iterdir() if entry.name.endswith(".toml"))
+    return {name: _parse_profile(name, load_toml(_PACKAGE, f"{_FOLDER}/{name}.toml")) for name in names}
+
+
+def _parse_profile(name: str, raw: dict[str, Any]) -> Target:
+    # The profiles ship with the package, so a bad one is our bug, not the user's: ValueError.
+    default = raw["default_release"]
+    releases = [
+        TensorRTRelease(
+            version=r["version"],
+            platform=r["platform"],
+            dialect=r["dialect"],
+            opset_max=int(r["opset_max"]),
+            dla=bool(r["dla"]),
+            default=r["version"] == default,
+        )
+        for r in raw["releases"]
+    ]
+    for r in releases:
+        if r.dialect not in _DIALECTS:
+            raise ValueError(f"target profile {name}: TensorRT {r.version} has dialect {r.dialect!r}, not one of {_DIALECTS}")
+    chosen = [r for r in releases if r.default]
+    if len(chosen) != 1:
+        raise ValueError(f"target profile {name}: default_release {default!r} is not one of its releases")
+    batch = BatchProfile(**raw["batch"])
+    _check_batch(batch)
+    return Target(
+        name=name,
+        display=raw["display"],
+        arch=raw["arch"],
+        gpu=raw["gpu"],
+        compute_capability=str(raw["compute_capability"]),
+        dla_cores=int(raw["dla_cores"]),
+        release=chosen[0],
+        releases=tuple(chosen + [r for r in releases if not r.default]),
+        workspace_mib=int(raw["workspace_mib"]),
+        builder_optimization_level=int(raw["builder_optimization_level"]),
+        batch=batch,
+    )
+
+
+def list_targets() -> list[str]:
+    """The names of all target profiles, alphabetically."""
+    return list(_profiles())
+
+
+def _dla_targets() -> list[str]:
+    return [name for name, t in _profiles().items() if t.dla_cores > 0]
+
+
+def _release_list(target: Target) -> str:
+    return ", ".join(f"{r.version} ({r.platform})" for r in target.releases)
+
+
+def _pick_release(target: Target, trt_version: str) -> TensorRTRelease:
+    # A full version such as 8.6.12 or 10.10.10 picks its major.minor release.
+    for release in target.releases:
+        if trt_version == release.version or trt_version.startswith(release.version + "."):
+            return release
+    raise RftrtError(
+        f"TensorRT {trt_version} is not available on {target.name}; {target.name} offers TensorRT {_release_list(target)}"
+    )
+
+
+def load_target(
+    name: str,
+    trt_version: str | None = None,
+    dla_core: int | None = None,
+    batch: BatchProfile | None = None,
+) -> Target:
+    """Resolve target ``name`` for one build.
+
+    ``trt_version`` picks one of the platform's TensorRT releases (default: the profile's);
+    ``dla_core`` puts the network on that DLA core with GPU fallback; ``batch`` replaces the
+    profile's batch profile (1:8:32). DLA needs static shapes, so with ``dla_core`` the batch becomes
+    static at its opt value (a static batch is kept as given) and a note says so.
+    """
+    try:
+        profile = _profiles()[name]
+    except KeyError:
+        raise RftrtError(f"unknown target {name!r}; available: {', '.join(list_targets())}") from None
+
+    release = profile.release if trt_version is None else _pick_release(profile, trt_version)
+    if batch is not None:
+        _check_batch(batch)
+    resolved_batch = batch or profile.batch
+    notes: list[str] = []
+
+    if dla_core is not None:
+        _check_dla(profile, release, dla_core)
+        if not resolved_batch.static:
+            n = resolved_batch.opt
+            resolved_batch = BatchProfile(n, n, n)
+            notes.append(f"DLA needs static shapes: batch fixed at {n}")
+        notes.append(
+            "DLA runs FP16/INT8 only; layers it cannot run (ReduceSum/ReduceMean, MatMul, LayerNorm, "
+            "HardSwish) fall back to the GPU, each transition costing a reformat"
+        )
+    if release.dialect == "strong":
+        notes.append(
+            f"TensorRT {release.version} is strongly typed: precision comes from the ONNX's tensor types, "
+            "not from builder flags"
+        )
+
+    return replace(profile, release=release, batch=resolved_batch, dla_core=dla_core, notes=tuple(notes))
+
+
+def _check_dla(profile: Target, release: TensorRTRelease, dla_core: int) -> None:
+    if not isinstance(dla_core, int) or isinstance(dla_core, bool) or dla_core < 0:
+        raise RftrtError(f"DLA core must be a non-negative integer, got {dla_core!r}")
+    if profile.dla_cores == 0:
+        raise RftrtError(f"{profile.name} has no DLA; DLA is on {', '.join(_dla_targets())}")
+    if dla_core >= profile.dla_cores:
+        raise RftrtError(
+            f"DLA core {dla_core} does not exist: {profile.name} has {profile.dla_cores} DLA cores, "
+            f"numbered {', '.join(map(str, range(profile.dla_cores)))}"
+        )
+    if not release.dla:
+        with_dla = [r for r in profile.releases if r.dla]
+        raise RftrtError(
+            f"DLA is not available with TensorRT {release.version} ({release.platform}) on {profile.name}; "
+            f"use TensorRT {', '.join(f'{r.version} ({r.platform})' for r in with_dla) or 'none'}"
+        )
+
+
+# --- batch profiles -----------------------------------------------------------------------------
+
+
+def _check_batch(batch: BatchProfile) -> BatchProfile:
+    values = (batch.min, batch.opt, batch.max)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise RftrtError(f"batch sizes must be integers, got {format_batch(batch)}")
+    if batch.min < 1:
+        raise RftrtError(f"batch sizes must be at least 1, got {format_batch(batch)}")
+    if not batch.min <= batch.opt <= batch.max:
+        raise RftrtError(f"batch {format_batch(batch)} must satisfy min <= opt <= max, e.g. 1:8:32")
+    return batch
+
+
+def parse_batch(text: str) -> BatchProfile:
+    """Read ``MIN:OPT:MAX`` (a dynamic batch, e.g. ``1:8:32``) or ``N`` (a static batch of N)."""
+    parts = text.strip().split(":")
+    if len(parts) not in (1, 3):
+        raise RftrtError(f"batch {text!r} is not MIN:OPT:MAX or N; e.g. 1:8:32 (dynamic) or 8 (static)")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise RftrtError(f"batch {text!r} has a part that is not an integer; e.g. 1:8:32 or 8") from None
+    if len(values) == 1:
+        values *= 3
+    return _check_batch(BatchProfile(*values))
+
+
+def format_batch(batch: BatchProfile) -> str:
+    """``1:8:32``, or ``8`` for a static batch: what :func:`parse_batch` reads back."""
+    return str(batch.opt) if batch.static else f"{batch.min}:{batch.opt}:{batch.max}"
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+_DIALECT_WORDS = {"weak": "weakly typed", "strong": "strongly typed"}
+
+
+def format_targets_table() -> str:
+    """The table ``rf-export --list-targets`` prints: each target with its TensorRT releases."""
+    header = ("target", "arch", "SM", "TensorRT", "platform", "dialect", "opset<=", "DLA")
+    rows: list[tuple[str, ...]] = []
+    for t in _profiles().values():
+        for i, r in enumerate(t.releases):
+            first = i == 0
+            dla = f"{t.dla_cores} cores" if t.dla_cores and r.dla else "no"
+            rows.append(
+                (
+                    t.name if first else "",
+                    t.arch if first else "",
+                    t.compute_capability if first else "",
+                    r.version + (" *" if r.default else ""),
+                    r.platform,
+                    r.dialect,
+                    str(r.opset_max),
+                    dla,
+                )
+            )
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.append("* = the default release")
+    return "\n".join(lines)
+
+
+def format_target(target: Target) -> str:
+    """The resolved settings of one build, as ``--print-config`` shows them."""
+    r = target.release
+    if target.dla_core is not None:
+        dla = f"core {target.dla_core} of {target.dla_cores}, GPU fallback allowed"
+    elif target.dla_cores:
+        dla = f"off ({target.dla_cores} cores available)"
+    else:
+        dla = "none on this target"
+    kind = "static" if target.batch.static else "dynamic, min:opt:max"
+    rows = [
+        ("target", f"{target.name}: {target.display}"),
+        ("hardware", f"{target.arch}, {target.gpu}, SM {target.compute_capability}"),
+        ("TensorRT", f"{r.version} ({r.platform}), {_DIALECT_WORDS[r.dialect]}"),
+        ("ONNX opset", f"up to {r.opset_max}"),
+        ("batch", f"{format_batch(target.batch)} ({kind})"),
+        ("workspace", f"{target.workspace_mib} MiB"),
+        ("builder", f"optimisation level {target.builder_optimization_level}"),
+        ("DLA", dla),
+    ]
+    rows += [("note", note) for note in target.notes]
+    width = max(len(key) for key, _ in rows)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)

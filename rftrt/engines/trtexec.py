@@ -1,0 +1,223 @@
+"""trtexec command lines for a :class:`~rftrt.engines.build_spec.BuildSpec`, and the bundle's build.sh.
+
+The flags, checked against trtexec's own option parser and help (NVIDIA/TensorRT
+``samples/common/sampleOptions.cpp`` of 8.6, a late 10.x and 11.3.0), NVIDIA's 8.x → 10.x and
+10.x → 11.x trtexec migration guides, and ``data/trtexec_options.json`` (tests/test_trtexec.py checks
+every emitted flag against it):
+
+- both dialects: ``--onnx --saveEngine``, shapes (``--minShapes/--optShapes/--maxShapes``, or
+  ``--shapes`` for a static batch, which trtexec copies into a min = opt = max profile),
+  ``--memPoolSize=workspace:N`` (8.6 reads N in MiB and knows no suffix; 10.x takes base-2 suffixes and
+  we write ``4096M``; ``--workspace`` is gone in 10), ``--builderOptimizationLevel`` (since 8.6),
+  ``--timingCacheFile``, ``--skipInference`` (build only; ``--buildOnly`` is its deprecated alias),
+  ``--useDLACore=N --allowGPUFallback``;
+- weakly typed (8.x, 10.x): ``--fp16``; ``--int8 --fp16`` (plus ``--calib=FILE`` for a calibration
+  cache); FP32 pins as ``--precisionConstraints=obey --layerPrecisions=name:fp32,…`` (trtexec splits the
+  list on "," and each entry on its last ":"; 10.x reads one "*" in a name as a wildcard);
+- strongly typed (11.x): none of ``--fp16 --int8 --best --calib --precisionConstraints
+  --layerPrecisions --layerOutputTypes`` (removed in 11). ``--stronglyTyped`` is "no longer needed: it
+  is always enabled" there; 11.3.0 still parses it as a deprecated no-op, so it is left out. A strongly
+  typed build on 10.x does need it, and gets it.
+
+Benchmarks keep host↔device copies in, so that trtexec's "Host Latency" includes them and "GPU Compute
+Time" does not. The defaults flipped in 11.x (read in the 11.3.0 ``InferenceOptions::parse``): copies
+are off unless ``--includeDataTransfers``, CUDA graphs and spin-wait are on (``--useCudaGraph`` and
+``--useSpinWait`` are deprecated no-ops, ``--noCudaGraph`` turns graphs off). 8.6 and 10.x need
+``--useCudaGraph --useSpinWait`` and have copies on by default. CUDA graphs cannot capture DLA engines.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .. import __version__
+from ..errors import RftrtError
+from .build_spec import BatchProfile, BuildSpec
+from .targets import version_tag
+
+__all__ = ["trtexec_build_command", "trtexec_bench_command", "build_script"]
+
+_PRECISIONS = ("fp32", "fp16", "int8")
+_DIALECTS = ("weak", "strong")
+# Characters that change how trtexec splits a shape or precision list (see the module docstring).
+_LIST_BREAKERS = (",", "'", "*")
+
+
+def _major(spec: BuildSpec) -> int:
+    version_tag(spec.tensorrt_version)  # rejects a malformed version with a clear message
+    return int(spec.tensorrt_version.split(".")[0])
+
+
+def _check(spec: BuildSpec) -> None:
+    """Refuse a spec that trtexec would reject or, worse, build into something else than asked."""
+    if spec.dialect not in _DIALECTS:
+        raise RftrtError(f"build.json dialect {spec.dialect!r} is not one of {', '.join(_DIALECTS)}")
+    if spec.precision not in _PRECISIONS:
+        raise RftrtError(f"build.json precision {spec.precision!r} is not one of {', '.join(_PRECISIONS)}")
+    b = spec.batch
+    if b.min < 1 or not b.min <= b.opt <= b.max:
+        raise RftrtError(f"build.json batch {b.min}:{b.opt}:{b.max} must satisfy 1 <= min <= opt <= max")
+    if any(c in spec.input_name for c in _LIST_BREAKERS):
+        raise RftrtError(f"input name {spec.input_name!r} cannot be passed to trtexec: rename the ONNX input without , ' or *")
+    major = _major(spec)
+    if spec.dialect == "strong" and major < 10:
+        raise RftrtError(f"TensorRT {spec.tensorrt_version} has no strongly typed networks; use the weak dialect")
+    if spec.dialect == "strong" and spec.calibration_cache:
+        raise RftrtError(
+            f"TensorRT {spec.tensorrt_version} strongly typed builds take no calibration cache; "
+            "INT8 must come as Q/DQ nodes in the ONNX"
+        )
+    if spec.dla_core is not None:
+        if not b.static:
+            raise RftrtError(f"DLA needs static shapes: batch {b.min}:{b.opt}:{b.max} must have min = opt = max")
+        if spec.precision == "fp32":
+            raise RftrtError("DLA runs FP16 or INT8 only; choose fp16 or int8 precision, or build without DLA")
+        if spec.dialect == "weak" and major < 10 and spec.precision == "int8" and not spec.calibration_cache:
+            raise RftrtError(
+                f"INT8 on DLA with TensorRT {spec.tensorrt_version} needs a calibration cache "
+                "(its DLA path does not take explicit Q/DQ); calibrate first"
+            )
+    if spec.dialect == "weak":
+        bad = [name for name in spec.fp32_layers if not name or any(c in name for c in _LIST_BREAKERS)]
+        if bad:
+            raise RftrtError(f"layer name {bad[0]!r} cannot be pinned with --layerPrecisions: it is empty or contains , ' or *")
+
+
+def _shape(spec: BuildSpec, which: str) -> str:
+    return f"{spec.input_name}:{'x'.join(map(str, spec.batch.shape(which, spec.resolution)))}"
+
+
+def _shape_flags(spec: BuildSpec) -> list[str]:
+    if spec.batch.static:
+        return [f"--shapes={_shape(spec, 'opt')}"]
+    return [f"--minShapes={_shape(spec, 'min')}", f"--optShapes={_shape(spec, 'opt')}", f"--maxShapes={_shape(spec, 'max')}"]
+
+
+def _precision_flags(spec: BuildSpec) -> list[str]:
+    if spec.dialect == "strong":
+        # 11.x: the ONNX carries every type; 10.x needs the opt-in flag.
+        return [] if _major(spec) >= 11 else ["--stronglyTyped"]
+    if spec.precision == "fp32":
+        return []
+    # INT8 with FP16 allowed, so layers without INT8 kernels run FP16 rather than FP32. Without a
+    # calibration cache the ONNX must carry Q/DQ nodes (explicit quantization).
+    flags = ["--fp16"] if spec.precision == "fp16" else ["--int8", "--fp16"]
+    if spec.precision == "int8" and spec.calibration_cache:
+        flags.append(f"--calib={spec.calibration_cache}")
+    if spec.fp32_layers:
+        pins = ",".join(f"{name}:fp32" for name in spec.fp32_layers)
+        flags += ["--precisionConstraints=obey", f"--layerPrecisions={pins}"]
+    return flags
+
+
+def trtexec_build_command(spec: BuildSpec) -> list[str]:
+    """The trtexec argv that builds ``spec.engine`` from ``spec.onnx`` (argv[0] is ``trtexec``)."""
+    _check(spec)
+    # 8.6 reads the size in MiB and has no unit suffixes; 10.x and later take an explicit "M".
+    workspace = f"{spec.workspace_mib}" if _major(spec) < 10 else f"{spec.workspace_mib}M"
+    argv = ["trtexec", f"--onnx={spec.onnx}", f"--saveEngine={spec.engine}", *_shape_flags(spec)]
+    argv += [
+        f"--memPoolSize=workspace:{workspace}",
+        f"--builderOptimizationLevel={spec.builder_optimization_level}",
+        f"--timingCacheFile={spec.timing_cache}",
+        *_precision_flags(spec),
+    ]
+    if spec.dla_core is not None:
+        argv += [f"--useDLACore={spec.dla_core}", "--allowGPUFallback"]
+    argv.append("--skipInference")
+    return argv
+
+
+def trtexec_bench_command(
+    spec: BuildSpec,
+    *,
+    warmup_ms: int = 500,
+    duration_s: int = 10,
+    iterations: int = 100,
+) -> list[str]:
+    """The trtexec argv that times the built engine at the opt batch.
+
+    Host↔device copies stay in ("Host Latency" includes them, "GPU Compute Time" does not); CUDA
+    graphs are used on the GPU but not with DLA, which graphs cannot capture (NVIDIA/TensorRT#3524).
+    """
+    _check(spec)
+    argv = [
+        "trtexec",
+        f"--loadEngine={spec.engine}",
+        f"--shapes={_shape(spec, 'opt')}",
+        f"--warmUp={warmup_ms}",
+        f"--duration={duration_s}",
+        f"--iterations={iterations}",
+    ]
+    dla = spec.dla_core is not None
+    if dla:
+        argv.append(f"--useDLACore={spec.dla_core}")
+    if _major(spec) >= 11:
+        # 11.x: graphs and spin-wait are the default, copies are not.
+        argv.append("--includeDataTransfers")
+        if dla:
+            argv.append("--noCudaGraph")
+    else:
+        argv.append("--useSpinWait")
+        if not dla:
+            argv.append("--useCudaGraph")
+    return argv
+
+
+def _batch_text(batch: BatchProfile) -> str:
+    return f"{batch.opt} (static)" if batch.static else f"{batch.min}:{batch.opt}:{batch.max} (min:opt:max)"
+
+
+def build_script(spec: BuildSpec) -> str:
+    """The bundle's ``build.sh``: build the engine with trtexec, then print (or, with --bench, run) the benchmark."""
+    build = trtexec_build_command(spec)
+    bench = trtexec_bench_command(spec)
+    tag = str(version_tag(spec.tensorrt_version))[:-2] + "xx"
+    dialect = "strongly typed" if spec.dialect == "strong" else "weakly typed"
+    where = f"DLA core {spec.dla_core} with GPU fallback" if spec.dla_core is not None else "GPU"
+
+    def run(argv: list[str], log: str) -> str:
+        # Echo the exact command (copy-pasteable), then run it with $TRTEXEC in place of trtexec.
+        return f"echo {shlex.quote('+ ' + shlex.join(argv))}\n\"$TRTEXEC\" {shlex.join(argv[1:])} 2>&1 | tee {shlex.quote(log)}\n"
+
+    notes = "".join(f"# note: {' '.join(note.split())}\n" for note in spec.notes)
+    return f"""#!/usr/bin/env bash
+# Build {spec.engine} from {spec.onnx}: {spec.model} at {spec.resolution}x{spec.resolution}, {spec.precision},
+# for {spec.target} with TensorRT {spec.tensorrt_version} ({dialect}), on the {where}.
+# Batch {_batch_text(spec.batch)}. Written by rftrt {__version__}; build.json holds the same settings.
+{notes}#
+#   ./build.sh           build the engine (log: build.log), then print the benchmark command
+#   ./build.sh --bench   build, then run the benchmark (log: bench.log)
+#
+# trtexec comes with TensorRT (JetPack and DRIVE OS put it in /usr/src/tensorrt/bin); set
+# TRTEXEC=/path/to/trtexec if it is not on PATH. It must be TensorRT {spec.tensorrt_version}, on the target itself:
+# engines do not carry over between TensorRT versions or GPUs.
+set -euo pipefail
+cd -- "$(dirname -- "${{BASH_SOURCE[0]}}")"
+
+bench=0
+case "${{1-}}" in
+  "") ;;
+  --bench) bench=1 ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
+
+TRTEXEC="${{TRTEXEC:-trtexec}}"
+if ! command -v "$TRTEXEC" >/dev/null 2>&1; then
+  echo "build.sh: $TRTEXEC not found: install TensorRT {spec.tensorrt_version} and add the folder holding trtexec (often /usr/src/tensorrt/bin) to PATH, or set TRTEXEC=/path/to/trtexec" >&2
+  exit 127
+fi
+
+echo {shlex.quote(f"==> building {spec.engine} with TensorRT {spec.tensorrt_version} (trtexec should report [TensorRT v{tag}])")}
+{run(build, "build.log")}echo {shlex.quote(f"==> built {spec.engine}")}
+
+# Timing at batch {spec.batch.opt}: trtexec's "Host Latency" includes the host->device and device->host
+# copies of input and output; "GPU Compute Time" excludes them.
+if [ "$bench" = 1 ]; then
+  echo {shlex.quote(f"==> timing {spec.engine} at batch {spec.batch.opt} (Host Latency includes copies, GPU Compute Time excludes them)")}
+  {run(bench, "bench.log").replace(chr(10), chr(10) + "  ").rstrip()}
+else
+  echo "==> to time it, run ./build.sh --bench, or:"
+  echo {shlex.quote("  " + shlex.join(bench))}
+fi
+"""

@@ -1,0 +1,373 @@
+"""trtexec command lines for both TensorRT dialects, and the bundle's build.sh run against a stand-in trtexec."""
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rftrt.engines.build_spec import BatchProfile, BuildSpec
+from rftrt.engines.bundle import write_bundle
+from rftrt.engines.targets import Target, load_target
+from rftrt.engines.trtexec import build_script, trtexec_bench_command, trtexec_build_command
+from rftrt.errors import RftrtError
+
+# Flags TensorRT 11's trtexec no longer has (NVIDIA's 10.x → 11.x trtexec migration guide).
+REMOVED_IN_11 = ("--fp16", "--int8", "--bf16", "--fp8", "--best", "--calib", "--precisionConstraints",
+                 "--layerPrecisions", "--layerOutputTypes", "--workspace")
+FP32_LAYERS = ("/stages.2/op_list.1/context_module/main/ReduceSum", "/stages.3/op_list.0/context_module/main/Div")
+OPTIONS_JSON = Path(__file__).resolve().parents[1] / "rftrt" / "engines" / "data" / "trtexec_options.json"
+
+
+def spec_for(target: Target, precision: str = "fp16", **overrides) -> BuildSpec:
+    """The BuildSpec rf-export would write for a resolved target."""
+    fields = dict(
+        model="rf_b1",
+        resolution=224,
+        target=target.name,
+        tensorrt_version=target.release.version,
+        dialect=target.release.dialect,
+        onnx="model.onnx",
+        input_name="images",
+        output_name="logits",
+        batch=target.batch,
+        precision=precision,
+        dla_core=target.dla_core,
+        workspace_mib=target.workspace_mib,
+        builder_optimization_level=target.builder_optimization_level,
+        notes=target.notes,
+    )
+    fields.update(overrides)
+    return BuildSpec(**fields)
+
+
+def _flags(argv: list[str]) -> set[str]:
+    return {a.split("=", 1)[0] for a in argv[1:]}
+
+
+def _error(fn, *args) -> str:
+    with pytest.raises(RftrtError) as info:
+        fn(*args)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+# --- the three commands of the report -----------------------------------------------------------
+
+
+def test_orin_86_fp16_with_fp32_pins_dynamic_batch():
+    spec = spec_for(load_target("orin"), fp32_layers=FP32_LAYERS)
+    assert trtexec_build_command(spec) == [
+        "trtexec",
+        "--onnx=model.onnx",
+        "--saveEngine=model.engine",
+        "--minShapes=images:1x3x224x224",
+        "--optShapes=images:8x3x224x224",
+        "--maxShapes=images:32x3x224x224",
+        "--memPoolSize=workspace:4096",
+        "--builderOptimizationLevel=3",
+        "--timingCacheFile=timing.cache",
+        "--fp16",
+        "--precisionConstraints=obey",
+        "--layerPrecisions=/stages.2/op_list.1/context_module/main/ReduceSum:fp32,"
+        "/stages.3/op_list.0/context_module/main/Div:fp32",
+        "--skipInference",
+    ]
+
+
+def test_l40_114_strongly_typed():
+    spec = spec_for(load_target("l40"), fp32_layers=FP32_LAYERS)
+    argv = trtexec_build_command(spec)
+    assert argv == [
+        "trtexec",
+        "--onnx=model.onnx",
+        "--saveEngine=model.engine",
+        "--minShapes=images:1x3x224x224",
+        "--optShapes=images:8x3x224x224",
+        "--maxShapes=images:32x3x224x224",
+        "--memPoolSize=workspace:8192M",
+        "--builderOptimizationLevel=3",
+        "--timingCacheFile=timing.cache",
+        "--skipInference",
+    ]
+    assert not _flags(argv) & set(REMOVED_IN_11)
+    # "always enabled" in 11 (a deprecated no-op in 11.3.0's parser), so it stays out.
+    assert "--stronglyTyped" not in argv
+
+
+def test_orin_86_on_dla_core_0():
+    spec = spec_for(load_target("orin", dla_core=0))
+    assert trtexec_build_command(spec) == [
+        "trtexec",
+        "--onnx=model.onnx",
+        "--saveEngine=model.engine",
+        "--shapes=images:8x3x224x224",
+        "--memPoolSize=workspace:4096",
+        "--builderOptimizationLevel=3",
+        "--timingCacheFile=timing.cache",
+        "--fp16",
+        "--useDLACore=0",
+        "--allowGPUFallback",
+        "--skipInference",
+    ]
+
+
+# --- dialects and versions ----------------------------------------------------------------------
+
+ALL_RELEASES = [(name, r.version) for name in ("orin", "jetson-orin", "l40") for r in load_target(name).releases]
+
+
+@pytest.mark.parametrize("name,version", ALL_RELEASES)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_every_release_gets_its_dialects_flags(name, version, precision):
+    target = load_target(name, version)
+    calib = "calib.cache" if precision == "int8" and not target.strongly_typed else None
+    spec = spec_for(target, precision, fp32_layers=FP32_LAYERS, calibration_cache=calib)
+    argv = trtexec_build_command(spec)
+    flags = _flags(argv)
+    assert argv[0] == "trtexec" and argv[-1] == "--skipInference"
+    assert {"--onnx", "--saveEngine", "--memPoolSize", "--builderOptimizationLevel", "--timingCacheFile"} <= flags
+    assert "--workspace" not in flags
+    if target.strongly_typed:
+        assert not flags & set(REMOVED_IN_11)
+        return
+    expected = {"fp32": set(), "fp16": {"--fp16"}, "int8": {"--int8", "--fp16", "--calib"}}[precision]
+    assert flags & {"--fp16", "--int8", "--calib"} == expected
+    pinned = precision != "fp32"
+    assert ("--precisionConstraints=obey" in argv) == pinned
+    assert ("--layerPrecisions" in flags) == pinned
+
+
+def test_workspace_unit_per_version():
+    # 8.6 reads MiB and knows no suffix; 10.x takes base-2 suffixes.
+    assert "--memPoolSize=workspace:4096" in trtexec_build_command(spec_for(load_target("jetson-orin", "8.6")))
+    assert "--memPoolSize=workspace:4096M" in trtexec_build_command(spec_for(load_target("jetson-orin", "10.3")))
+
+
+def test_int8_weakly_typed_with_a_calibration_cache():
+    argv = trtexec_build_command(spec_for(load_target("orin"), "int8", calibration_cache="calib.cache"))
+    assert argv[argv.index("--int8") :][:3] == ["--int8", "--fp16", "--calib=calib.cache"]
+
+
+def test_int8_without_cache_is_explicit_quantization():
+    argv = trtexec_build_command(spec_for(load_target("jetson-orin"), "int8"))
+    assert "--int8" in argv and not any(a.startswith("--calib") for a in argv)
+
+
+def test_strong_dialect_on_10x_opts_in():
+    spec = spec_for(load_target("l40", "10.13"), dialect="strong")
+    argv = trtexec_build_command(spec)
+    assert "--stronglyTyped" in argv and not _flags(argv) & {"--fp16", "--int8"}
+
+
+# --- refused specs ------------------------------------------------------------------------------
+
+
+def test_refusals():
+    orin = load_target("orin")
+    assert "no strongly typed" in _error(trtexec_build_command, spec_for(orin, dialect="strong"))
+    assert "no calibration cache" in _error(
+        trtexec_build_command, spec_for(load_target("l40"), "int8", calibration_cache="calib.cache")
+    )
+    dla = load_target("orin", dla_core=0)
+    assert "FP16 or INT8 only" in _error(trtexec_build_command, spec_for(dla, "fp32"))
+    assert "static shapes" in _error(trtexec_build_command, spec_for(dla, batch=BatchProfile(1, 8, 32)))
+    assert "calibration cache" in _error(trtexec_build_command, spec_for(dla, "int8"))
+    assert "'bad,name'" in _error(trtexec_build_command, spec_for(orin, fp32_layers=("ok", "bad,name")))
+    assert "wild*card" in _error(trtexec_build_command, spec_for(orin, fp32_layers=("wild*card",)))
+    assert "input name" in _error(trtexec_build_command, spec_for(orin, input_name="a,b"))
+    assert "dialect" in _error(trtexec_build_command, spec_for(orin, dialect="typed"))
+    assert "precision" in _error(trtexec_build_command, spec_for(orin, "bf16"))
+    assert "min <= opt <= max" in _error(trtexec_build_command, spec_for(orin, batch=BatchProfile(8, 1, 32)))
+    # A DLA int8 build with a cache is fine on 8.6.
+    assert "--calib=calib.cache" in trtexec_build_command(spec_for(dla, "int8", calibration_cache="calib.cache"))
+
+
+# --- benchmark ----------------------------------------------------------------------------------
+
+
+def test_bench_on_the_gpu_uses_cuda_graphs_and_keeps_copies():
+    argv = trtexec_bench_command(spec_for(load_target("orin")))
+    assert argv == [
+        "trtexec",
+        "--loadEngine=model.engine",
+        "--shapes=images:8x3x224x224",
+        "--warmUp=500",
+        "--duration=10",
+        "--iterations=100",
+        "--useSpinWait",
+        "--useCudaGraph",
+    ]
+
+
+def test_bench_on_dla_has_no_cuda_graph():
+    argv = trtexec_bench_command(spec_for(load_target("jetson-orin", dla_core=1)))
+    assert "--useDLACore=1" in argv and "--useCudaGraph" not in argv
+    assert "--shapes=images:8x3x224x224" in argv
+
+
+def test_bench_on_tensorrt_11_turns_copies_on_and_graphs_off_for_dla():
+    # 11.x flipped the defaults: copies off, CUDA graphs and spin-wait on (11.3.0 InferenceOptions::parse).
+    gpu = trtexec_bench_command(spec_for(load_target("l40")))
+    assert "--includeDataTransfers" in gpu
+    assert not {"--useCudaGraph", "--useSpinWait", "--noDataTransfers", "--noCudaGraph"} & _flags(gpu)
+    dla = trtexec_bench_command(spec_for(load_target("jetson-orin", "11.4", dla_core=0)))
+    assert {"--includeDataTransfers", "--useDLACore", "--noCudaGraph"} <= _flags(dla)
+
+
+@pytest.mark.parametrize("name,version", [("orin", "8.6"), ("jetson-orin", "10.3"), ("l40", "10.13")])
+def test_bench_before_11_keeps_the_default_copies(name, version):
+    argv = trtexec_bench_command(spec_for(load_target(name, version)))
+    assert not {"--noDataTransfers", "--includeDataTransfers"} & _flags(argv)
+
+
+# --- build.sh -----------------------------------------------------------------------------------
+
+FAKE_TRTEXEC = """#!/usr/bin/env bash
+# Stands in for trtexec: records its arguments one per line, writes the engine it is asked to save.
+printf '%s\\n' "$@" >> "$ARGS_LOG"
+echo '---' >> "$ARGS_LOG"
+for arg in "$@"; do
+  case "$arg" in --saveEngine=*) echo engine > "${arg#--saveEngine=}" ;; esac
+done
+echo "&&&& PASSED TensorRT.trtexec [TensorRT v8612]"
+"""
+
+
+@pytest.fixture
+def fake_trtexec(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "trtexec"
+    exe.write_text(FAKE_TRTEXEC)
+    exe.chmod(0o755)
+    return bin_dir
+
+
+def _bundle(tmp_path: Path, spec: BuildSpec) -> Path:
+    report = write_bundle(
+        tmp_path / "bundle", {"build.sh": build_script(spec).encode(), "build.json": spec.to_json().encode()}, versions={}
+    )
+    return report.path
+
+
+def _run(bundle: Path, *args: str, path: str, log: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": path, "ARGS_LOG": str(log), "HOME": str(bundle)}
+    # Run from elsewhere: build.sh must cd to its own folder.
+    return subprocess.run(["bash", str(bundle / "build.sh"), *args], cwd="/", env=env, capture_output=True, text=True, timeout=30)
+
+
+def _recorded(log: Path) -> list[list[str]]:
+    runs, current = [], []
+    for line in log.read_text().splitlines():
+        if line == "---":
+            runs.append(current)
+            current = []
+        else:
+            current.append(line)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "target",
+    [load_target("orin"), load_target("l40"), load_target("jetson-orin", "11.4", dla_core=0), load_target("orin", dla_core=1)],
+    ids=["orin", "l40", "jetson-orin-11.4-dla", "orin-dla"],
+)
+def test_build_script_passes_bash_syntax_check(tmp_path, target):
+    script = tmp_path / "build.sh"
+    script.write_text(build_script(spec_for(target, fp32_layers=FP32_LAYERS)))
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_build_script_is_executable_in_a_bundle(tmp_path):
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    mode = (bundle / "build.sh").stat().st_mode
+    assert stat.S_IMODE(mode) == 0o755
+    assert (bundle / "build.sh").read_text().startswith("#!/usr/bin/env bash\n")
+
+
+def test_build_script_runs_the_exact_build_command(tmp_path, fake_trtexec):
+    # Layer names with a space and shell characters must reach trtexec unchanged.
+    spec = spec_for(load_target("orin"), fp32_layers=FP32_LAYERS + ("/odd name/$HOME;`x`",))
+    bundle = _bundle(tmp_path, spec)
+    log = tmp_path / "args.log"
+    result = _run(bundle, path=f"{fake_trtexec}:/usr/bin:/bin", log=log)
+    assert result.returncode == 0, result.stderr
+    assert _recorded(log) == [trtexec_build_command(spec)[1:]]
+    assert (bundle / "model.engine").read_text() == "engine\n"
+    assert "&&&& PASSED" in (bundle / "build.log").read_text()
+    # The benchmark command is printed, not run.
+    assert "--loadEngine=model.engine" in result.stdout and not (bundle / "bench.log").exists()
+
+
+def test_build_script_bench_runs_the_benchmark(tmp_path, fake_trtexec):
+    spec = spec_for(load_target("jetson-orin", dla_core=0))
+    bundle = _bundle(tmp_path, spec)
+    log = tmp_path / "args.log"
+    result = _run(bundle, "--bench", path=f"{fake_trtexec}:/usr/bin:/bin", log=log)
+    assert result.returncode == 0, result.stderr
+    assert _recorded(log) == [trtexec_build_command(spec)[1:], trtexec_bench_command(spec)[1:]]
+    assert (bundle / "bench.log").exists()
+
+
+def test_build_script_without_trtexec_says_what_to_do(tmp_path):
+    if shutil.which("trtexec", path="/usr/bin:/bin"):
+        pytest.skip("a real trtexec is installed in /usr/bin or /bin")
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    result = _run(bundle, path="/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 127
+    assert "trtexec not found" in result.stderr and "TensorRT 8.6" in result.stderr and "TRTEXEC=" in result.stderr
+    assert not (bundle / "model.engine").exists()
+
+
+def test_build_script_refuses_unknown_arguments(tmp_path, fake_trtexec):
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    result = _run(bundle, "--fast", path=f"{fake_trtexec}:/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_build_script_stops_when_trtexec_fails(tmp_path, fake_trtexec):
+    (fake_trtexec / "trtexec").write_text("#!/usr/bin/env bash\necho '&&&& FAILED'\nexit 1\n")
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    result = _run(bundle, "--bench", path=f"{fake_trtexec}:/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 1 and "built model.engine" not in result.stdout
+
+
+# --- flags against the per-version option lists --------------------------------------------------
+
+
+def _options_by_version() -> dict[str, set[str]]:
+    """Version → accepted flags, from the "versions" table of trtexec_options.json."""
+    raw = json.loads(OPTIONS_JSON.read_text())
+    table = raw.get("versions", raw) if isinstance(raw, dict) else {}
+    out = {}
+    for version, entry in table.items():
+        if isinstance(entry, dict):
+            entry = entry.get("options", entry.get("flags", []))
+        if isinstance(entry, list):
+            out[version] = {str(o).split("=", 1)[0] for o in entry}
+    return out
+
+
+@pytest.mark.skipif(not OPTIONS_JSON.exists(), reason=f"{OPTIONS_JSON.name} (per-version trtexec options) is not in this checkout yet")
+@pytest.mark.parametrize("name,version", ALL_RELEASES)
+def test_emitted_flags_exist_in_that_trtexec(name, version):
+    # The table reads some versions only (8.6, 10.3, 10.15, 11.3 when written). A release is checked
+    # against every entry of its major version: a flag that 10.3 and 10.15 both accept is taken to be
+    # in 10.10 and 10.13 too, and 11.3's list stands for 11.4.
+    options = _options_by_version()
+    major = version.split(".")[0]
+    entries = [v for v in options if v.split(".")[0] == major]
+    if not entries:
+        pytest.skip(f"{OPTIONS_JSON.name} has no TensorRT {major}.x entry")
+    known = set.intersection(*(options[v] for v in entries))
+    for dla in (None, 0) if load_target(name).dla_cores else (None,):
+        target = load_target(name, version, dla_core=dla)
+        for precision in ("fp16", "int8"):
+            calib = None if target.strongly_typed else "calib.cache"
+            spec = spec_for(target, precision, fp32_layers=FP32_LAYERS, calibration_cache=calib)
+            for argv in (trtexec_build_command(spec), trtexec_bench_command(spec)):
+                assert _flags(argv) <= known, f"TensorRT {version}: {sorted(_flags(argv) - known)}"
