@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rftrt.cli import export_main
+from rftrt.cli.export import export_main
 
 
 def test_list_models_prints_every_model_with_published_figures(capsys, tmp_path):
@@ -23,7 +23,7 @@ def test_list_models_prints_every_model_with_published_figures(capsys, tmp_path)
 
 def test_user_error_is_one_line_with_exit_code_2():
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from rftrt.cli import export_main; sys.exit(export_main())", "--model", "x"],
+        [sys.executable, "-c", "import sys; from rftrt.cli.export import export_main; sys.exit(export_main())", "--model", "x"],
         capture_output=True,
         text=True,
     )

@@ -1,85 +1,59 @@
-"""Command-line entry points. Each is a thin layer over the library API.
-
-Errors that are the user's to fix are :class:`~rftrt.errors.RftrtError`: one line on stderr and exit
-code 2, with the traceback only under ``--verbose``.
-"""
+"""``rf-export``: PyTorch → ONNX → passes → precision plan → validation → engine or bundle."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import RftrtError
-
-
-def _run(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
-    try:
-        return body(args)
-    except RftrtError as exc:
-        if getattr(args, "verbose", False):
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
-
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks and debug output")
-    return parser
+from ..errors import RftrtError
+from . import parser, run
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     """``rf-export``: PyTorch → ONNX → passes → precision plan → validation → engine or bundle."""
-    parser = _parser(
+    cli = parser(
         "rf-export",
         "Export a ReduceFormer/EfficientViT model to a validated TensorRT deployment for a target.",
     )
-    what = parser.add_argument_group("model")
+    what = cli.add_argument_group("model")
     what.add_argument("--model", help="registry name, e.g. rf_b1 (see --list-models)")
     what.add_argument("--resolution", type=int, default=224, help="input size, a multiple of 32 ≥ 64 (default 224)")
     what.add_argument("--weights", metavar="FILE", help="checkpoint (official or timm naming); random weights without it")
     what.add_argument("--num-classes", type=int, default=1000)
-    where = parser.add_argument_group("target")
+    where = cli.add_argument_group("target")
     where.add_argument("--target", default="orin", help="target profile (default orin; see --list-targets)")
     where.add_argument("--trt-version", metavar="X.Y", help="TensorRT release on the target (default: the profile's)")
     where.add_argument("--dla", type=int, metavar="CORE", help="DLA core (Orin targets) with GPU fallback; makes the batch static")
-    how = parser.add_argument_group("export")
+    how = cli.add_argument_group("export")
     precision = how.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 with the precision plan's FP32 islands")
     precision.add_argument("--int8", action="store_true", help="INT8 (needs calibration; not available in this version)")
     how.add_argument("--batch", metavar="MIN:OPT:MAX", help="batch profile (default: the target's, 1:8:32); N for static")
     how.add_argument("--static", action="store_true", help="static batch (the profile's opt batch unless --batch N)")
     how.add_argument("--opset", type=int, help="ONNX opset (default 17, never above the target's ceiling)")
-    out = parser.add_argument_group("output")
+    out = cli.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
     out.add_argument("--force", action="store_true", help="replace an existing output directory")
     out.add_argument("--json", metavar="FILE", help="also write the run's report as JSON")
-    info = parser.add_argument_group("information")
+    info = cli.add_argument_group("information")
     info.add_argument("--list-models", action="store_true", help="build every model and print the zoo table")
     info.add_argument("--list-targets", action="store_true", help="print the target profiles")
     info.add_argument("--print-config", action="store_true", help="print the resolved target settings and exit")
 
     def body(args: argparse.Namespace) -> int:
         if args.list_models:
-            from .tools.zoo import format_zoo_table, zoo_rows
+            from ..tools.zoo import format_zoo_table, zoo_rows
 
             rows = zoo_rows()
             print(format_zoo_table(rows))
             if args.json:
-                from .engines.bundle import write_file_atomic
+                from ..engines.bundle import write_file_atomic
 
                 write_file_atomic(Path(args.json), (json.dumps([r.as_dict() for r in rows], indent=2) + "\n").encode())
             return 0
-        from .engines.targets import format_target, format_targets_table, load_target, parse_batch
+        from ..engines.targets import format_target, format_targets_table, load_target, parse_batch
 
         if args.list_targets:
             print(format_targets_table())
@@ -92,7 +66,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             raise RftrtError("--int8 needs a calibration step that this version does not have yet; use --fp16")
         if not args.model:
             raise RftrtError("--model is required (e.g. --model rf_b1); see --list-models")
-        from .pipeline import ExportOptions, run_export, write_report
+        from ..pipeline import ExportOptions, run_export, write_report
 
         options = ExportOptions(
             model=args.model,
@@ -115,4 +89,4 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         print("next:", *result.next_commands, sep="\n  ")
         return 0
 
-    return _run("rf-export", parser, body, argv)
+    return run("rf-export", cli, body, argv)
