@@ -49,6 +49,8 @@ class AttentionCore:
     height: int
     width: int
     eps: float
+    #: "Add" (den + ε, as exported) or "Max" (max(den, ε), the FP16-safe form)
+    guard: str
     padded_ones: bool  # LiteMLA still in the official Pad(v, 1) form
 
     @property
@@ -132,14 +134,14 @@ def _match_from_division(div: gs.Node) -> AttentionCore | None:
     if head_dim * 3 != grouped[2] or channels % (3 * head_dim):
         return None
 
-    eps_values = [
-        value
+    guards = [
+        (n.op, value)
         for n in nodes.values()
         if n.op in ("Add", "Max")  # den + ε, or the FP16-safe max(den, ε)
         for value in map(_scalar, n.inputs)
         if value is not None
     ]
-    if len(eps_values) != 1:
+    if len(guards) != 1:
         return None
     ordered = [n for n in _toposorted(nodes.values())] + [reshape_out]
     return AttentionCore(
@@ -151,7 +153,8 @@ def _match_from_division(div: gs.Node) -> AttentionCore | None:
         head_dim=head_dim,
         height=height,
         width=width,
-        eps=eps_values[0],
+        eps=guards[0][1],
+        guard=guards[0][0],
         padded_ones=padded_ones,
     )
 
@@ -226,7 +229,7 @@ def build_canonical_core(graph: gs.Graph, core: AttentionCore, eps: float | None
     q_sum_k = node("Mul", "mul_q_sum_k", [q_hat, sum_k], [batch, g, d, n])
     sum_qk = reduce("ReduceSum", "sum_qk", q_sum_k, 2, [batch, g, 1, n])
     eps_const = gs.Constant(f"{name}/eps", np.array(eps_value, dtype=dtype))
-    denominator = node("Add", "add_eps", [sum_qk, eps_const], [batch, g, 1, n])
+    denominator = node(core.guard, "add_eps" if core.guard == "Add" else "max_eps", [sum_qk, eps_const], [batch, g, 1, n])
     if core.kind == "reduce":
         kv = node("Mul", "mul_k_v", [k_hat, v], [batch, g, d, n])
         sum_kv = reduce(spatial_op, "sum_kv", kv, 3, [batch, g, d, 1])
@@ -244,8 +247,8 @@ def build_canonical_core(graph: gs.Graph, core: AttentionCore, eps: float | None
     )
 
 
-def canonical_ops(kind: str, spatial_op: str = "ReduceSum") -> list[str]:
+def canonical_ops(kind: str, spatial_op: str = "ReduceSum", guard: str = "Add") -> list[str]:
     """The sorted op types of a canonical core (to tell whether a core is already canonical)."""
-    common = ["Reshape", "Split", "Relu", "Relu", spatial_op, "Mul", "ReduceSum", "Add", "Div", "Reshape"]
+    common = ["Reshape", "Split", "Relu", "Relu", spatial_op, "Mul", "ReduceSum", guard, "Div", "Reshape"]
     extra = ["Mul", spatial_op, "Mul"] if kind == "reduce" else ["Transpose", "MatMul", "MatMul"]
     return sorted(common + extra)

@@ -47,7 +47,7 @@ def cleanup(graph: gs.Graph) -> PassReport:
             removed += _bypass(graph, node)
     report.details.append(f"{removed} Identity/no-op Cast nodes bypassed")
 
-    before = len(graph.nodes)
+    before = len(graph.cleanup().nodes)
     for _ in range(_MAX_FOLD_ROUNDS):
         count = len(graph.nodes)
         graph.fold_constants(fold_shapes=True, error_ok=False).cleanup()

@@ -22,7 +22,7 @@ def rewrite_litemla_padded_ones(graph: gs.Graph) -> PassReport:
     report = PassReport("litemla-padded-ones")
     for core in find_attention_cores(graph, kind="litemla"):
         report.matched += 1
-        if core.ops() == canonical_ops("litemla"):
+        if core.ops() == canonical_ops("litemla", guard=core.guard):
             continue
         build_canonical_core(graph, core)
         report.changed += 1

@@ -17,7 +17,7 @@ __all__ = ["canonicalize_reduce_attention"]
 
 
 def _is_canonical(core, spatial_op: str) -> bool:
-    return core.ops() == canonical_ops("reduce", spatial_op)
+    return core.ops() == canonical_ops("reduce", spatial_op, core.guard)
 
 
 def canonicalize_reduce_attention(graph: gs.Graph) -> PassReport:

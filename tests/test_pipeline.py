@@ -1,0 +1,184 @@
+"""rf-export end to end: bundles for every target and dialect, their contents, determinism,
+atomic output, and every bad input (one line, exit code 2)."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from rftrt.cli.export import export_main
+from rftrt.engines.build_spec import BuildSpec
+from rftrt.engines.bundle import verify_bundle
+from rftrt.errors import RftrtError
+from rftrt.export.validate import run_onnx
+from rftrt.models import create, list_models
+from rftrt.pipeline import ExportOptions, run_export
+
+RES = 64
+
+
+def _export(tmp_path: Path, name: str = "bundle", **kwargs):
+    options = ExportOptions(out_dir=str(tmp_path / name), resolution=RES, **{"model": "rf_b0", "target": "orin", **kwargs})
+    lines: list[str] = []
+    return run_export(options, log=lines.append), lines
+
+
+@pytest.mark.parametrize(
+    "target, trt, dialect",
+    [("orin", None, "weak"), ("orin", "10.10", "weak"), ("jetson-orin", None, "weak"), ("jetson-orin", "11.4", "strong"), ("l40", None, "strong"), ("l40", "10.13", "weak")],
+)
+def test_fp16_bundle_for_each_target_and_dialect(tmp_path, target, trt, dialect):
+    result, lines = _export(tmp_path, model="rf_b0", target=target, trt_version=trt, precision="fp16")
+    out = result.out_dir
+    assert result.passed and result.target.release.dialect == dialect
+    assert [line.split()[1] for line in lines if line.startswith("[")] == ["model", "export", "passes", "precision", "validate", "bundle"]
+    assert "RANDOM WEIGHTS" in lines[0]
+    assert lines[-1].startswith("TensorRT not found: wrote bundle") and "build.sh" in lines[-1]
+
+    names = sorted(p.name for p in out.iterdir())
+    onnx_name = "rf_b0.fp16.onnx" if dialect == "strong" else "rf_b0.onnx"
+    assert names == sorted([onnx_name, "build.json", "build.sh", "golden.npz", "README.md", "precision_plan.json", "manifest.json"])
+    verify_bundle(out)
+    assert os.access(out / "build.sh", os.X_OK)
+
+    spec = BuildSpec.from_json((out / "build.json").read_text())
+    assert spec.dialect == dialect and spec.onnx == onnx_name and spec.precision == "fp16"
+    model = onnx.load(out / onnx_name)
+    opset = {o.domain: o.version for o in model.opset_import}[""]
+    assert opset <= result.target.release.opset_max
+    weights = [i for i in model.graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    half = sum(i.data_type == onnx.TensorProto.FLOAT16 for i in weights)
+    if dialect == "strong":
+        assert half > len(weights) / 2 and spec.fp32_layers == ()
+    else:
+        assert half == 0 and len(spec.fp32_layers) > 0
+
+    script = (out / "build.sh").read_text()
+    assert subprocess.run(["bash", "-n", str(out / "build.sh")]).returncode == 0
+    if dialect == "weak":
+        assert "--fp16" in script and "--precisionConstraints=obey" in script and "--layerPrecisions=" in script
+        for layer in spec.fp32_layers:
+            assert f"{layer}:fp32" in script
+    else:
+        for removed in ("--fp16", "--int8", "--calib", "--best", "--layerPrecisions", "--precisionConstraints"):
+            assert removed not in script
+
+    golden = np.load(out / "golden.npz")
+    assert golden["images"].shape == (8, 3, RES, RES)
+    again = run_onnx(model, {"g": golden["images"]})["g"]
+    assert np.array_equal(again, golden["logits"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["versions"]["rftrt"] and manifest["versions"]["onnxruntime"]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_gives_a_validated_orin_bundle(tmp_path, name):
+    result, _ = _export(tmp_path, model=name, precision="fp16")
+    assert result.passed
+    fp32_checks = [c for c in result.comparisons if c.kind != "fp16"]
+    assert all(c.max_abs <= 1e-4 for c in fp32_checks)
+    assert all(c.top1_agreement == 1.0 for c in result.comparisons if c.inputs == "photographs")
+
+
+def test_same_inputs_give_byte_identical_bundles(tmp_path):
+    first, _ = _export(tmp_path, "a", precision="fp16")
+    second, _ = _export(tmp_path, "b", precision="fp16")
+    for name in ("manifest.json", "rf_b0.onnx", "golden.npz", "build.json", "build.sh"):
+        assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
+
+
+def test_dla_bundle_is_static_and_says_so(tmp_path):
+    result, _ = _export(tmp_path, precision="fp16", dla_core=1)
+    spec = BuildSpec.from_json((result.out_dir / "build.json").read_text())
+    assert spec.batch.static and spec.batch.opt == 8 and spec.dla_core == 1
+    assert any("static" in note for note in spec.notes)
+    model = onnx.load(result.out_dir / "rf_b0.onnx")
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
+    assert "--useDLACore=1" in (result.out_dir / "build.sh").read_text()
+
+
+def test_fp32_bundle_and_json_report(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    args = ["--model", "evit_b0", "--target", "l40", "--resolution", str(RES), "--out", str(tmp_path / "b"), "--json", str(report)]
+    assert export_main(args) == 0
+    data = json.loads(report.read_text())
+    assert data["precision"] == "fp32" and data["validation_passed"] and data["precision_plan"] is None
+    assert [p["name"] for p in data["passes"]] == ["cleanup", "reduce-attention", "litemla-padded-ones"]
+    assert data["passes"][2]["matched"] == 4 and data["target"]["dialect"] == "strong"
+    assert "next:" in capsys.readouterr().out
+
+
+def test_existing_output_is_refused_then_replaced_with_force(tmp_path):
+    _export(tmp_path)
+    with pytest.raises(RftrtError, match="exists; pass --force"):
+        _export(tmp_path)
+    result, _ = _export(tmp_path, force=True)
+    verify_bundle(result.out_dir)
+
+
+def test_failed_run_leaves_no_output(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(create("evit_b1").state_dict(), path)
+    with pytest.raises(RftrtError):
+        _export(tmp_path, weights=str(path))
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    code = "import sys; from rftrt.cli.export import export_main; sys.exit(export_main())"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def _corrupt(tmp_path: Path) -> str:
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(b"\x00not a checkpoint")
+    return str(path)
+
+
+def _wrong_variant(tmp_path: Path) -> str:
+    path = tmp_path / "b1.pt"
+    torch.save(create("rf_b1").state_dict(), path)
+    return str(path)
+
+
+BAD_INPUTS = {
+    "unknown model": ("--model rf_b7 --fp16", "unknown model 'rf_b7'"),
+    "unknown target": ("--model rf_b0 --target xavier", "unknown target 'xavier'"),
+    "bad resolution": ("--model rf_b0 --resolution 100", "resolution 100 not supported"),
+    "fp16 with int8": ("--model rf_b0 --fp16 --int8", "not allowed with argument"),
+    "dla without dla": ("--model rf_b0 --target l40 --dla 0", "l40 has no DLA"),
+    "opset above ceiling": ("--model rf_b0 --target orin --opset 18", "opset 18 is above what TensorRT 8.6"),
+    "unknown trt": ("--model rf_b0 --target orin --trt-version 9.9", "orin offers TensorRT"),
+    "missing weights": ("--model rf_b0 --weights nope.pt", "weights file not found"),
+    "corrupt weights": ("--model rf_b0 --weights {corrupt}", "is not a PyTorch checkpoint"),
+    "wrong variant": ("--model rf_b0 --weights {wrong}", "does not match rf_b0"),
+    "unwritable output": ("--model rf_b0 --out {file}/bundle", ""),
+    "bad batch": ("--model rf_b0 --batch 8:1:32", "batch"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, case):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    args, expected = BAD_INPUTS[case]
+    args = args.format(corrupt=_corrupt(tmp_path) if "corrupt" in args else "", wrong=_wrong_variant(tmp_path) if "wrong" in args else "", file=a_file)
+    small = [] if "--resolution" in args else ["--resolution", str(RES)]
+    proc = _cli(*shlex.split(args), *small, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("rf-export: error: "), proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "rftrt_out").exists()
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    proc = _cli("--model", "rf_b7", "--verbose", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

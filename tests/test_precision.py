@@ -1,0 +1,123 @@
+"""The precision plan and its two renderings, checked on ONNX Runtime with real photographs."""
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import pytest
+import torch
+
+from rftrt.calibration.images import Preprocess, load_batch, sample_image_paths
+from rftrt.export.onnx_export import export_onnx
+from rftrt.export.passes import run_pass, to_graph, to_model
+from rftrt.export.passes.attention import find_attention_cores
+from rftrt.export.passes.cleanup import cleanup
+from rftrt.export.passes.fp16_safety import make_attention_fp16_safe
+from rftrt.export.passes.litemla import rewrite_litemla_padded_ones
+from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
+from rftrt.export.precision import RANGE_LIMIT, plan_precision, render_fp16
+from rftrt.export.validate import compare, run_onnx
+from rftrt.models import create
+
+from onnx_cache import load
+
+RESOLUTION = 128
+
+
+def _passed(proto: onnx.ModelProto, fp16_safe: bool = True) -> onnx.ModelProto:
+    graph = to_graph(proto)
+    passes = [cleanup, canonicalize_reduce_attention, rewrite_litemla_padded_ones]
+    for fn in passes + ([make_attention_fp16_safe] if fp16_safe else []):
+        run_pass(graph, fn)
+    return to_model(graph, proto)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return load_batch(sample_image_paths(), Preprocess.for_resolution(RESOLUTION))
+
+
+@pytest.fixture(scope="module")
+def rf_b1(photos):
+    _, proto = load("rf_b1", RESOLUTION)
+    passed = _passed(proto)
+    plan = plan_precision(passed, photos, "photos")
+    return proto, passed, plan
+
+
+def test_plan_keeps_attention_cores_and_layernorm_in_fp32(rf_b1):
+    _, passed, plan = rf_b1
+    graph = to_graph(passed)
+    cores = find_attention_cores(graph)
+    assert len(cores) == 7
+    core_nodes = {n.name for core in cores for n in core.nodes}
+    layernorms = {n.name for n in graph.nodes if n.op == "LayerNormalization"}
+    assert core_nodes | layernorms == set(plan.fp32_nodes)
+    assert not any(r.startswith("range") for r in plan.reasons.values())
+    weak = plan.weakly_typed_layers(graph)
+    kinds = Counter(n.op for n in graph.nodes if n.name in set(weak))
+    assert set(kinds) == {"Relu", "ReduceMean", "ReduceSum", "Mul", "Max", "Div", "LayerNormalization"}
+    assert kinds["Div"] == 7 and kinds["LayerNormalization"] == 1
+
+
+def test_strongly_typed_rendering_is_fp16_with_cast_guarded_fp32_islands(rf_b1, photos):
+    _, passed, plan = rf_b1
+    typed = render_fp16(passed, set(plan.fp32_nodes))
+    onnx.checker.check_model(typed)
+    graph = to_graph(typed)
+    assert graph.inputs[0].dtype == np.float32 and graph.outputs[0].dtype == np.float32
+    conv_weights = [n.inputs[1] for n in graph.nodes if n.op == "Conv"]
+    assert conv_weights and all(w.values.dtype == np.float16 for w in conv_weights)
+    casts = [n for n in graph.nodes if n.op == "Cast"]
+    # into and out of 7 cores, into and out of LayerNorm, plus the graph input and output
+    assert len(casts) == 2 * 7 + 2 + 2
+    for core in find_attention_cores(graph):
+        assert all(t.dtype == np.float32 for n in core.nodes for t in n.outputs)
+        assert core.x.inputs[0].op == "Cast" and core.x.inputs[0].attrs["to"] == onnx.TensorProto.FLOAT
+    reference = run_onnx(passed, {"p": photos})["p"]
+    result = compare("FP32", reference, "FP16 plan", run_onnx(typed, {"p": photos})["p"], "photos", "fp16")
+    assert result.passed and result.finite and result.top1_agreement == 1.0, result.line()
+
+
+def _scaled_rf_b1(scale: float):
+    torch.manual_seed(0)
+    model = create("rf_b1", resolution=RESOLUTION)
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "qkv"):  # larger attention activations, as trained models have
+                module.qkv.conv.weight.mul_(scale)
+    return export_onnx(model, RESOLUTION)
+
+
+@pytest.mark.parametrize("scale", [1.0, 8.0])
+def test_naive_fp16_breaks_where_the_planned_one_holds(photos, scale):
+    proto = _scaled_rf_b1(scale)
+    reference = run_onnx(proto, {"p": photos})["p"]
+    naive = render_fp16(_passed(proto, fp16_safe=False))  # everything FP16, ε = 1e-15 → 0
+    naive_result = compare("FP32", reference, "naive FP16", run_onnx(naive, {"p": photos})["p"], "photos", "fp16")
+    assert not naive_result.finite or naive_result.top1_agreement < 1.0, naive_result.line()
+    passed = _passed(proto)
+    plan = plan_precision(passed, photos, "photos")
+    planned = render_fp16(passed, set(plan.fp32_nodes))
+    planned_result = compare("FP32", reference, "FP16 plan", run_onnx(planned, {"p": photos})["p"], "photos", "fp16")
+    assert planned_result.passed and planned_result.top1_agreement == 1.0, planned_result.line()
+
+
+def test_activation_beyond_fp16_is_pinned_by_measured_range(photos):
+    torch.manual_seed(0)
+    model = create("rf_b0", resolution=RESOLUTION)
+    with torch.no_grad():  # the head's first conv now produces values past FP16's range
+        model.head.op_list[0].conv.weight.mul_(1e6)
+    passed = _passed(export_onnx(model, RESOLUTION))
+    plan = plan_precision(passed, photos, "photos")
+    pinned = [name for name, reason in plan.reasons.items() if reason.startswith("range")]
+    assert pinned and plan.max_activation > RANGE_LIMIT
+    graph = to_graph(passed)
+    assert any(n.op == "Conv" and n.name in pinned for n in graph.nodes)
+    reference = run_onnx(passed, {"p": photos})["p"]
+    planned = render_fp16(passed, set(plan.fp32_nodes))
+    assert np.isfinite(run_onnx(planned, {"p": photos})["p"]).all()
+    unguarded = render_fp16(passed, set(plan.fp32_nodes) - set(pinned))
+    assert not np.isfinite(run_onnx(unguarded, {"p": photos})["p"]).all()
+    assert np.isfinite(reference).all()
