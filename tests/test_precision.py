@@ -118,6 +118,7 @@ def test_activation_beyond_fp16_is_pinned_by_measured_range(photos):
     reference = run_onnx(passed, {"p": photos})["p"]
     planned = render_fp16(passed, set(plan.fp32_nodes))
     assert np.isfinite(run_onnx(planned, {"p": photos})["p"]).all()
-    unguarded = render_fp16(passed, set(plan.fp32_nodes) - set(pinned))
+    with np.errstate(over="ignore"):  # the point: this rendering overflows
+        unguarded = render_fp16(passed, set(plan.fp32_nodes) - set(pinned))
     assert not np.isfinite(run_onnx(unguarded, {"p": photos})["p"]).all()
     assert np.isfinite(reference).all()

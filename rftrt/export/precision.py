@@ -5,7 +5,8 @@ FP32 is kept for
 - every attention core (the global reductions, their products and the division; model_spec §5,
   mit-han-lab/efficientvit#15/#116): its sums grow with the token count;
 - LayerNormalization (the head's; mit-han-lab/efficientvit#142, NVIDIA/TensorRT#2564);
-- any node whose output, measured with ONNX Runtime on real images, exceeds ``RANGE_LIMIT``.
+- any node whose output, measured with ONNX Runtime on real images, exceeds ``RANGE_LIMIT``, or
+  whose weights FP16 cannot hold.
 
 Renderings:
 
@@ -108,9 +109,17 @@ def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str)
     ranges = measure_ranges(model, images)
     plan.max_activation = max(ranges.values(), default=0.0)
     for node in graph.nodes:
+        if node.name in reasons:
+            continue
         peak = max((ranges.get(t.name, 0.0) for t in node.outputs), default=0.0)
-        if peak > RANGE_LIMIT and node.name not in reasons:
+        weight = max(
+            (float(np.max(np.abs(t.values))) for t in node.inputs if isinstance(t, gs.Constant) and _is_float32(t) and t.values.size),
+            default=0.0,
+        )
+        if peak > RANGE_LIMIT:
             reasons[node.name] = f"range: {peak:.3g} > {RANGE_LIMIT:.3g}"
+        elif weight > FP16_MAX:
+            reasons[node.name] = f"weights: {weight:.3g} > {FP16_MAX:.0f}"
     plan.fp32_nodes = [n.name for n in graph.nodes if n.name in reasons]
     plan.reasons = {name: reasons[name] for name in plan.fp32_nodes}
     return plan
