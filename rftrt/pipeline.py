@@ -177,15 +177,15 @@ def _expected_cores(model: torch.nn.Module) -> tuple[int, int]:
     return sum(isinstance(m, ReduceAttention) for m in modules), sum(isinstance(m, LiteMLA) for m in modules)
 
 
-def _tensorrt_status(target: Target) -> str | None:
-    """None when TensorRT is absent, else its version."""
+def _tensorrt_version() -> str | None:
+    """The installed TensorRT's version, or None where it is absent (or broken, which is said)."""
     if importlib.util.find_spec("tensorrt") is None:
         return None
     try:
-        import tensorrt  # noqa: F401 - presence check only
+        import tensorrt
 
         return str(tensorrt.__version__)
-    except Exception:  # noqa: BLE001 - a broken install counts as absent, and is said so
+    except Exception:  # noqa: BLE001 - an install whose libraries do not load cannot build either
         return None
 
 
@@ -381,15 +381,21 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
         record["bytes"] = sum(f.size for f in bundle.files)
         record["summary"] = f"{bundle.path}/ ({len(bundle.files)} files)"
 
-    trt = _tensorrt_status(target)
+    trt = _tensorrt_version()
+    rf_build = f"rf-build {result.out_dir}"
     if trt is None:
-        result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `bash {result.out_dir}/build.sh`"
+        result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{rf_build}` (or `bash {result.out_dir}/build.sh` with trtexec)"
+        result.next_commands = [rf_build]
     else:
-        result.build = (
-            f"TensorRT {trt} found, but building from rf-export is not wired yet: wrote bundle {result.out_dir}; "
-            f"run `bash {result.out_dir}/build.sh` on the {target.display}"
-        )
-    result.next_commands = [f"bash {result.out_dir}/build.sh --bench"]
+        from .engines.builder import build_bundle
+
+        try:
+            built = build_bundle(result.out_dir, log=log)
+            result.build = f"engine: {built.summary()}"
+            result.next_commands = [f"rf-verify {built.engine} --bundle {result.out_dir}"]
+        except RftrtError as exc:  # e.g. a GPU of another architecture: the bundle stands, the build is the device's
+            result.build = f"TensorRT {trt} found, no engine built here ({exc}); on the {target.display} run `{rf_build}`"
+            result.next_commands = [rf_build]
     log(result.build)
     return result
 
