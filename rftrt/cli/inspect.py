@@ -1,0 +1,79 @@
+"""``rf-inspect``: parameters, MACs, op histogram, memory traffic, time floors and DLA placement of a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import RftrtError
+from . import parser, run
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes must be integers separated by commas, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
+    return values
+
+
+def inspect_main(argv: Sequence[str] | None = None) -> int:
+    """``rf-inspect``: a look inside a model, before any device is involved."""
+    cli = parser(
+        "rf-inspect",
+        "Parameters and MACs per stage beside the paper, the ONNX op histogram before/after the passes, the memory "
+        "traffic per image and its time floor on named GPUs, and the predicted DLA placement for a target.",
+    )
+    what = cli.add_argument_group("model")
+    what.add_argument("--model", help="registry name, e.g. rf_b1 (optional with --onnx when its metadata names it)")
+    what.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
+    what.add_argument("--onnx", metavar="FILE", help="inspect this ONNX (as exported) instead of exporting the model")
+    how = cli.add_argument_group("analysis")
+    how.add_argument("--target", help="predict the DLA placement on this target profile (e.g. orin)")
+    how.add_argument("--gpu", type=_csv, default=["orin", "l40", "h100", "h200"], metavar="GPU[,GPU…]", help="time floors on these GPUs (hardware.toml; default orin,l40,h100,h200)")
+    how.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="element size of the traffic estimate and the DLA build (default fp16)")
+    how.add_argument("--batch", type=_batches, default=[1, 8, 32], metavar="N[,N…]", help="batch sizes of the time floors (weights amortised; default 1,8,32)")
+    how.add_argument("--summary", action="store_true", help="leave out the per-node DLA placement table")
+    out = cli.add_argument_group("output")
+    out.add_argument("--json", metavar="FILE", help="write everything as JSON")
+    out.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+
+    def body(args: argparse.Namespace) -> int:
+        import onnx
+
+        from ..engines.bundle import write_file_atomic
+        from ..tools.inspect import format_inspect, hardware, inspect_model
+
+        for key in args.gpu:
+            hardware(key)  # unknown names fail before any work
+        if not args.model and not args.onnx:
+            raise RftrtError("--model is required (e.g. --model rf_b1), or give --onnx FILE")
+        model = None
+        if args.onnx:
+            path = Path(args.onnx)
+            if not path.is_file():
+                raise RftrtError(f"{path} does not exist")
+            try:
+                model = onnx.load(str(path))
+            except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+                raise RftrtError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split())})") from None
+        report = inspect_model(args.model, args.resolution, model, args.target, tuple(args.gpu), args.precision, tuple(args.batch))
+        text = format_inspect(report, nodes=not args.summary)
+        print(text)
+        if args.json:
+            write_file_atomic(Path(args.json), (json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n").encode())
+            print(f"wrote {args.json}")
+        if args.markdown:
+            write_file_atomic(Path(args.markdown), (text.replace("rf-inspect: ", "# rf-inspect: ", 1) + "\n").encode())
+            print(f"wrote {args.markdown}")
+        return 0
+
+    return run("rf-inspect", cli, body, argv)
