@@ -741,7 +741,7 @@ class EngineRunner:
         return {t.name: (batch, *t.shape[1:]) for t in self.inputs if t.profile is not None}
 
     @uses("IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape")
-    def _set_batch(self, batch: int) -> dict[str, tuple[int, ...]]:
+    def set_batch(self, batch: int) -> dict[str, tuple[int, ...]]:
         """Set every dynamic input to ``batch``; return every tensor's shape at that batch."""
         context = self._context
         if self._batch != batch:
@@ -753,6 +753,13 @@ class EngineRunner:
         shapes = {name: tuple(int(d) for d in context.get_tensor_shape(name)) for name in self._tensor_names()}
         return _known_shapes(shapes, batch)
 
+    @property
+    def stream(self) -> "Stream":
+        """The runner's CUDA stream (valid while the runner is active)."""
+        if self._stream is None:
+            raise RftrtError("the engine runner is not active")
+        return self._stream
+
     def _tensor_names(self) -> list[str]:
         return [t.name for t in self.tensors]
 
@@ -762,7 +769,7 @@ class EngineRunner:
             self._graph = None
 
     def _allocate(self) -> None:
-        shapes = self._set_batch(self.batch_range[1])
+        shapes = self.set_batch(self.batch_range[1])
         for t in self.tensors:
             nbytes = max(int(np.prod(shapes[t.name], dtype=np.int64)) * t.dtype.itemsize, 1)
             self._device[t.name] = DeviceBuffer(nbytes)
@@ -779,7 +786,9 @@ class EngineRunner:
         if not self._context.execute_async_v3(int(self._stream)):
             raise RftrtError(f"TensorRT could not enqueue {self.path}{_last_error(self._logger)}")
 
-    def _run(self) -> None:
+    def enqueue(self) -> None:
+        """Run the current batch on :attr:`stream` without copies or synchronisation (through the
+        CUDA graph when enabled): what a device-time benchmark times between two CUDA events."""
         if not self.cuda_graph:
             self._enqueue()
             return
@@ -818,14 +827,14 @@ class EngineRunner:
             raise RftrtError(f"inputs have different batch sizes {sorted(batches)}")
         batch = batches.pop()
         check_batch(batch, self.batch_range)
-        shapes = self._set_batch(batch)
+        shapes = self.set_batch(batch)
         for t in self.inputs:
             array = np.asarray(feed[t.name])
             if array.shape != shapes[t.name]:
                 raise RftrtError(f"input {t.name} has shape {array.shape}; the engine wants {shapes[t.name]}")
             np.copyto(self._host[t.name].view(shapes[t.name], t.dtype), array, casting="same_kind")
             self._device[t.name].copy_from_host(self._host[t.name], self._stream, array.size * t.dtype.itemsize)
-        self._run()
+        self.enqueue()
         for t in self.outputs:
             nbytes = int(np.prod(shapes[t.name], dtype=np.int64)) * t.dtype.itemsize
             self._device[t.name].copy_to_host(self._host[t.name], self._stream, nbytes)

@@ -1152,10 +1152,9 @@ class TrtBackend(Backend):
         return samples
 
 
-#: The EngineRunner members the trt backend uses. ``infer`` is public; device-time timing without
-#: copies needs the enqueue alone, which the runner keeps private (``_set_batch``, ``_run``,
-#: ``_stream``): if it renames them, the backend reports itself unavailable instead of failing.
-_RUNNER_MEMBERS = ("infer", "batch_range", "inputs", "_set_batch", "_run")
+#: The EngineRunner members the trt backend uses: ``infer`` (copies included) and, for device time
+#: without copies, ``set_batch``, ``enqueue`` and ``stream``.
+_RUNNER_MEMBERS = ("infer", "batch_range", "inputs", "set_batch", "enqueue", "stream")
 
 
 class _TrtTimer:
@@ -1175,7 +1174,7 @@ class _TrtTimer:
             from cuda.bindings import runtime as cudart
 
             self.cudart = cudart
-            runner._set_batch(batch)
+            runner.set_batch(batch)
 
     def _check(self, result: Any) -> Any:
         err, *rest = result if isinstance(result, tuple) else (result,)
@@ -1194,12 +1193,12 @@ class _TrtTimer:
                 times.append((time.perf_counter() - start) * 1e3)
             return times
         cudart = self.cudart
-        stream = self.runner._stream.handle
+        stream = self.runner.stream.handle
         pairs = [(self._check(cudart.cudaEventCreate()), self._check(cudart.cudaEventCreate())) for _ in range(iterations)]
         try:
             for start, end in pairs:
                 self._check(cudart.cudaEventRecord(start, stream))
-                self.runner._run()
+                self.runner.enqueue()
                 self._check(cudart.cudaEventRecord(end, stream))
             self._check(cudart.cudaStreamSynchronize(stream))
             return [float(self._check(cudart.cudaEventElapsedTime(s, e))) for s, e in pairs]
