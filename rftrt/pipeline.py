@@ -26,6 +26,7 @@ import torch
 
 from . import __version__
 from .calibration.images import Preprocess, load_batch, sample_image_paths
+from .calibration.store import record_bytes
 from .engines.build_spec import BuildSpec
 from .engines.bundle import write_bundle, write_file_atomic
 from .engines.targets import Target, load_target, parse_batch
@@ -51,7 +52,7 @@ _SEED = 0
 class ExportOptions:
     model: str
     target: str
-    precision: str = "fp32"  # "fp32" or "fp16"
+    precision: str = "fp32"  # "fp32", "fp16" or "int8" (FP16 for what stays out of INT8)
     resolution: int = 224
     weights: str | None = None
     num_classes: int = 1000
@@ -62,6 +63,10 @@ class ExportOptions:
     opset: int | None = None
     out_dir: str | None = None
     force: bool = False
+    calib_dir: str | None = None  # None: the bundled photographs (a smoke test, said so)
+    calib_images: int = 512
+    calib_batch: int = 8
+    calib_method: str | None = None  # None: the calibration module's default
 
 
 @dataclass
@@ -198,24 +203,28 @@ def _bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, 
         "```",
         "bash build.sh            # trtexec build; prints the benchmark command",
         "bash build.sh --bench    # build, then time it with trtexec",
+        "rf-build .               # or: build with rftrt (checks the manifest and TensorRT, writes a sidecar)",
         "```",
         "",
         "| file | what |",
         "|---|---|",
-        f"| `{spec.onnx}` | the network, {'typed (FP16 with FP32 islands)' if spec.dialect == 'strong' else 'FP32; precision comes from builder flags'} |",
+        f"| `{spec.onnx}` | the network, {'typed (the ONNX carries every precision)' if spec.dialect == 'strong' else 'FP32; precision comes from builder flags'} |",
         "| `build.json` | the build specification: target, TensorRT release and dialect, shapes, precision plan, DLA |",
         "| `build.sh` | the equivalent trtexec command lines |",
         "| `golden.npz` | `images` (preprocessed bundled photographs) and ONNX Runtime reference logits: `logits_fp32` (FP32 ONNX), `logits` (this bundle's ONNX) |",
         *(["| `precision_plan.json` | which nodes stay FP32 and why |"] if plan else []),
+        *(["| `calibration.cache` | TensorRT INT8 calibration cache (implicit INT8, `--calib`) |"] if spec.calibration_cache else []),
+        *([f"| `{spec.model}.qdq.onnx` | the same network with explicit Q/DQ (TensorRT 10.x explicit quantization) |"] if spec.precision == "int8" and spec.dialect == "weak" else []),
+        *(["| `calibration.json` | how the INT8 ranges were measured (method, data hash, ranges) |"] if spec.precision == "int8" else []),
         "| `manifest.json` | sha256 and size of every file, and the versions that produced them |",
         "",
         f"Dialect: **{'strongly' if spec.dialect == 'strong' else 'weakly'} typed**. "
         + (
             "The ONNX carries every tensor's type; no precision flags are passed."
             if spec.dialect == "strong"
-            else f"The FP32 ONNX is built with `--fp16` and {len(spec.fp32_layers)} layers pinned to FP32 "
-            "(`--precisionConstraints=obey --layerPrecisions=…`)."
-            if spec.precision == "fp16"
+            else f"The FP32 ONNX is built with `--{'int8 --fp16 --calib=calibration.cache' if spec.precision == 'int8' else 'fp16'}` "
+            f"and {len(spec.fp32_layers)} layers pinned to FP32 (`--precisionConstraints=obey --layerPrecisions=…`)."
+            if spec.precision != "fp32"
             else "FP32 build."
         ),
         "",
@@ -232,11 +241,34 @@ def _bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, 
     return "\n".join(lines) + "\n"
 
 
+_CALIBRATION_CACHE = "calibration.cache"
+
+
+def _calibration_source(options: ExportOptions):
+    """``--calib-dir`` (or, said loudly, the bundled photographs), checked before any heavy work."""
+    from .calibration.data import ImageSource
+
+    preprocess = Preprocess.for_resolution(options.resolution)
+    if options.calib_dir is None:
+        return ImageSource.bundled(preprocess)
+    return ImageSource.from_folder(options.calib_dir, preprocess, options.calib_images)
+
+
+def _calibrate(options: ExportOptions, source, target: Target, passed: onnx.ModelProto, plan: PrecisionPlan, log: Callable[[str], None]):
+    """INT8 ranges and their renderings for the target's dialect."""
+    from .calibration.int8 import calibrate
+
+    method = {"method": options.calib_method} if options.calib_method else {}
+    return calibrate(passed, source, target=target, plan=plan, batch=options.calib_batch, log=log, **method)
+
+
 def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> ExportResult:
     """Run the whole pipeline for ``options``; raises :class:`RftrtError` for bad input or a failed
     validation (after writing nothing)."""
-    if options.precision not in ("fp32", "fp16"):
-        raise RftrtError(f"precision {options.precision!r} not supported here; use fp32 or fp16 (INT8 is rf-calib's)")
+    if options.precision not in ("fp32", "fp16", "int8"):
+        raise RftrtError(f"precision {options.precision!r} not supported; use fp32, fp16 or int8")
+    if options.calib_dir is not None and options.precision != "int8":
+        raise RftrtError("--calib-dir calibrates INT8; add --int8")
     batch = parse_batch(options.batch) if options.batch else None
     target = load_target(options.target, options.trt_version, options.dla_core, batch)
     if options.static and not target.batch.static:
@@ -253,6 +285,7 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
     if out_dir.exists() and not options.force:
         raise RftrtError(f"{out_dir} exists; pass --force to replace it")
 
+    calib_source = _calibration_source(options) if options.precision == "int8" else None
     result = ExportResult(options=options, target=target)
     stages = _Stages(6, log, result)
 
@@ -295,7 +328,7 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
         graph = to_graph(exported)
         reduce_blocks, litemla_blocks = _expected_cores(model)
         pipeline = [(cleanup, None), (canonicalize_reduce_attention, reduce_blocks), (rewrite_litemla_padded_ones, litemla_blocks)]
-        if options.precision == "fp16":
+        if options.precision != "fp32":  # INT8 builds run what stays out of INT8 in FP16
             pipeline.append((make_attention_fp16_safe, reduce_blocks + litemla_blocks))
         result.passes = [run_pass(graph, fn, expected) for fn, expected in pipeline]
         passed = to_model(graph, exported)
@@ -304,19 +337,23 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
             f"{p.name} {p.matched}" + (f"/{p.expected}" if p.expected is not None else "") for p in result.passes
         ) + f"; {len(exported.graph.node)} → {len(passed.graph.node)} nodes"
 
+    calibration = None
     with stages.stage("precision") as record:
-        deployed = passed
-        if options.precision == "fp16":
+        deployed, typed = passed, None
+        if options.precision == "fp32":
+            record["summary"] = "FP32 throughout"
+        else:
             result.plan = plan_precision(passed, photos, f"{len(photos)} bundled photographs")
             typed = render_fp16(passed, set(result.plan.fp32_nodes))
+            if options.precision == "int8":
+                calibration = _calibrate(options, calib_source, target, passed, result.plan, log)
+                result.plan = calibration.plan  # calibration may pin more nodes
+                result.warnings += calibration.warnings
+                typed = calibration.typed_model or calibration.qdq_model or typed
             if target.strongly_typed:
                 deployed = typed
-            record["summary"] = result.plan.summary() + (
-                "; typed FP16 ONNX" if target.strongly_typed else f"; {len(result.plan.weakly_typed_layers(graph))} layers to pin"
-            )
-        else:
-            typed = None
-            record["summary"] = "FP32 throughout"
+            pinned = f"; {len(result.plan.weakly_typed_layers(graph))} layers to pin" if not target.strongly_typed else "; typed ONNX"
+            record["summary"] = result.plan.summary() + pinned + (f"; INT8 {calibration.summary()}" if calibration else "")
         record["bytes"] = deployed.ByteSize()
 
     with stages.stage("validate") as record:
@@ -328,8 +365,10 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
         for name in inputs:
             result.comparisons.append(compare("PyTorch", torch_out[name], "ONNX exported", exported_out[name], name, "fp32"))
             result.comparisons.append(compare("ONNX exported", exported_out[name], "ONNX after passes", passed_out[name], name, "passes"))
-            if typed is not None:
+            if typed is not None and calibration is None:
                 result.comparisons.append(compare("ONNX after passes", passed_out[name], "FP16 plan", typed_out[name], name, "fp16"))
+        if calibration is not None:
+            result.comparisons += calibration.checks
         failed = [c for c in result.comparisons if not c.passed]
         record["summary"] = f"{len(result.comparisons) - len(failed)}/{len(result.comparisons)} comparisons within tolerance"
         for comparison in result.comparisons:
@@ -338,7 +377,8 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
             raise RftrtError(f"validation failed: {failed[0].line()}; nothing was written")
 
     with stages.stage("bundle") as record:
-        onnx_name = f"{options.model}.onnx" if not (typed is not None and target.strongly_typed) else f"{options.model}.fp16.onnx"
+        typed_suffix = {"fp16": ".fp16", "int8": ".int8"}.get(options.precision, "")
+        onnx_name = f"{options.model}{typed_suffix if target.strongly_typed else ''}.onnx"
         fp32_layers = tuple(result.plan.weakly_typed_layers(graph)) if result.plan and not target.strongly_typed else ()
         spec = BuildSpec(
             model=options.model,
@@ -357,6 +397,7 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
             builder_optimization_level=target.builder_optimization_level,
             engine=f"{options.model}.engine",
             timing_cache="timing.cache",
+            calibration_cache=_CALIBRATION_CACHE if calibration is not None and calibration.cache_text else None,
             notes=target.notes,
         )
         golden_in = _golden_images(photos, target.batch.opt)
@@ -375,6 +416,12 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
         }
         if result.plan:
             files["precision_plan.json"] = (json.dumps(result.plan.as_dict(), indent=2, sort_keys=True) + "\n").encode()
+        if calibration is not None:
+            files["calibration.json"] = record_bytes(calibration.record)
+            if calibration.cache_text:
+                files[_CALIBRATION_CACHE] = calibration.cache_text.encode()
+            if calibration.qdq_model is not None and not target.strongly_typed:
+                files[f"{options.model}.qdq.onnx"] = calibration.qdq_model.SerializeToString()
         bundle = write_bundle(out_dir, files, force=options.force, versions=_versions())
         result.out_dir = bundle.path
         result.files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in bundle.files]

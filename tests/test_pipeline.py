@@ -182,3 +182,40 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, case):
 def test_verbose_shows_the_traceback(tmp_path):
     proc = _cli("--model", "rf_b7", "--verbose", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("target, dialect", [("orin", "weak"), ("l40", "strong")])
+def test_int8_bundle_in_each_dialect(tmp_path, target, dialect):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for photo in sorted((Path(__file__).parents[1] / "rftrt" / "data" / "images").glob("*.jpg"))[:6]:
+        (calib / photo.name).write_bytes(photo.read_bytes())
+    result, lines = _export(tmp_path, target=target, precision="int8", calib_dir=str(calib), calib_images=6)
+    assert result.passed and any(c.kind == "int8" for c in result.comparisons)
+    out = result.out_dir
+    verify_bundle(out)
+    spec = BuildSpec.from_json((out / "build.json").read_text())
+    assert spec.precision == "int8" and (out / "calibration.json").exists()
+    script = (out / "build.sh").read_text()
+    if dialect == "weak":
+        assert spec.calibration_cache == "calibration.cache"
+        header = (out / "calibration.cache").read_text().splitlines()[0]
+        assert header == "TRT-8600-EntropyCalibration2"
+        assert "--int8" in script and "--calib=calibration.cache" in script
+        qdq = onnx.load(out / "rf_b0.qdq.onnx")
+        assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
+    else:
+        assert spec.calibration_cache is None and not (out / "calibration.cache").exists()
+        typed = onnx.load(out / spec.onnx)
+        assert any(n.op_type == "QuantizeLinear" for n in typed.graph.node)
+        assert "--int8" not in script and "--calib" not in script
+
+
+def test_calib_dir_needs_int8_and_images(tmp_path):
+    with pytest.raises(RftrtError, match="add --int8"):
+        _export(tmp_path, precision="fp16", calib_dir=str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RftrtError, match="no image files"):
+        _export(tmp_path, precision="int8", calib_dir=str(empty))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

@@ -29,10 +29,15 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     how = cli.add_argument_group("export")
     precision = how.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 with the precision plan's FP32 islands")
-    precision.add_argument("--int8", action="store_true", help="INT8 (needs calibration; not available in this version)")
+    precision.add_argument("--int8", action="store_true", help="INT8 with FP16 for the rest (calibrated on --calib-dir)")
     how.add_argument("--batch", metavar="MIN:OPT:MAX", help="batch profile (default: the target's, 1:8:32); N for static")
     how.add_argument("--static", action="store_true", help="static batch (the profile's opt batch unless --batch N)")
     how.add_argument("--opset", type=int, help="ONNX opset (default 17, never above the target's ceiling)")
+    calib = cli.add_argument_group("INT8 calibration")
+    calib.add_argument("--calib-dir", metavar="DIR", help="calibration images (default: the bundled photographs, a smoke test)")
+    calib.add_argument("--calib-images", type=int, default=512, metavar="N", help="images to use (default 512)")
+    calib.add_argument("--calib-batch", type=int, default=8, metavar="B", help="batch size while collecting ranges")
+    calib.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), help="range method (default percentile)")
     out = cli.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
     out.add_argument("--force", action="store_true", help="replace an existing output directory")
@@ -62,8 +67,6 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             batch = parse_batch(args.batch) if args.batch else None
             print(format_target(load_target(args.target, args.trt_version, args.dla, batch)))
             return 0
-        if args.int8:
-            raise RftrtError("--int8 needs a calibration step that this version does not have yet; use --fp16")
         if not args.model:
             raise RftrtError("--model is required (e.g. --model rf_b1); see --list-models")
         from ..pipeline import ExportOptions, run_export, write_report
@@ -71,7 +74,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         options = ExportOptions(
             model=args.model,
             target=args.target,
-            precision="fp16" if args.fp16 else "fp32",
+            precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
             resolution=args.resolution,
             weights=args.weights,
             num_classes=args.num_classes,
@@ -82,6 +85,10 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             opset=args.opset,
             out_dir=args.out,
             force=args.force,
+            calib_dir=args.calib_dir,
+            calib_images=args.calib_images,
+            calib_batch=args.calib_batch,
+            calib_method=args.calib_method,
         )
         result = run_export(options)
         if args.json:
