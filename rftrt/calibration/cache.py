@@ -1,6 +1,6 @@
 """TensorRT's text INT8 calibration cache: writing, parsing, and checking it against an ONNX.
 
-The format (``shared/docs/platforms.md`` §5; NVIDIA's qdq-translator writes the same)::
+The format (``docs/platforms.md`` §5; NVIDIA's qdq-translator writes the same)::
 
     TRT-8600-EntropyCalibration2
     images: 3c010204

@@ -3,7 +3,7 @@
 One TOML file per target lives in ``target_profiles/`` beside this module (``orin``, ``jetson-orin``,
 ``l40``); each lists the TensorRT releases that platform ships, with the dialect (weakly or strongly
 typed), the highest ONNX opset its parser reads and whether DLA is available with it. Facts and their
-sources are in the files' comments and in ``shared/docs/platforms.md``.
+sources are in the files' comments and in ``docs/platforms.md``.
 
 :func:`load_target` resolves a profile for one build: the TensorRT release (the profile's default or
 the one asked for), the DLA core and the batch profile, checking each against the platform.

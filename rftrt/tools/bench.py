@@ -32,7 +32,7 @@ trt             CUDA events around ``execute_async_v3``            excluded by d
 EfficientViT's published GPU throughputs include the copies; trtexec's "GPU Compute Time" does not.
 
 ONNX Runtime timing runs in a worker process that imports ONNX Runtime and NumPy only (never torch:
-shared/docs/environment.md, ORT's spinning threads and torch's disturb each other), started with
+ORT's spinning threads and torch's disturb each other), started with
 ``python -m rftrt.tools.bench --ort-worker``; the parent exports the ONNX files with torch and never
 times anything itself.
 

@@ -26,7 +26,7 @@ Four views of one model at one resolution:
   The reads of a tensor with several consumers are counted once (as the rules say), so both
   estimates are floors for their execution model.
 - **DLA placement** for a target with DLA cores (``--target orin``): each node on DLA or GPU with the
-  documented reason (shared/docs/platforms.md §4), the DLA↔GPU transitions and the DLA loadables.
+  documented reason (docs/platforms.md §4), the DLA↔GPU transitions and the DLA loadables.
   It is a *prediction* from the documented rules until a device confirms it (``trtexec --verbose``
   prints the real placement).
 """
