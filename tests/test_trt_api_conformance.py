@@ -11,6 +11,7 @@ its declaration is complete, so the table cannot drift from the code.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import json
 import textwrap
@@ -33,16 +34,16 @@ def apis() -> dict[str, dict]:
     return {api["tensorrt_version"]: api for api in (json.loads(p.read_text()) for p in sorted(DATA.glob("trt-*.json")))}
 
 
-def has_name(api: dict, name: str) -> bool:
-    """``Class``, ``Enum``, ``function``, ``Class.member``, ``Enum.MEMBER``, ``Outer.Enum.MEMBER``."""
-    if name in api["classes"] or name in api["enums"] or name in api["functions"] or name in api["constants"]:
-        return True
-    owner, _, member = name.rpartition(".")
-    if owner in api["enums"]:
-        return member in api["enums"][owner]
-    if owner in api["classes"]:
-        return member in api["classes"][owner]
-    return False
+def _load_extractor():
+    """The extraction script owns the name lookup over its data files; the test uses the same one."""
+    path = Path(__file__).parents[1] / "scripts" / "extract_trt_api.py"
+    spec = importlib.util.spec_from_file_location("extract_trt_api", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+has_name = _load_extractor().has_name
 
 
 def paths_for(version: str) -> list[str]:
