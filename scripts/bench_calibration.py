@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from rftrt.calibration.images import sample_image_paths
+from rftrt.data.images import sample_image_paths
 
 SECTIONS = ("timing", "library", "methods")
 
@@ -76,20 +76,11 @@ def rf_b1_onnx(resolution: int = 224):
     """rf_b1 (seeded random weights) exported and passed as ``rf-export --int8`` ships it."""
     import torch
 
-    from rftrt.export.onnx_export import export_onnx
-    from rftrt.export.passes import run_pass, to_graph, to_model
-    from rftrt.export.passes.cleanup import cleanup
-    from rftrt.export.passes.fp16_safety import make_attention_fp16_safe
-    from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
+    from rftrt.export.prepare import export_and_pass
     from rftrt.models import create
 
     torch.manual_seed(0)
-    model = create("rf_b1", resolution)
-    exported = export_onnx(model, resolution)
-    graph = to_graph(exported)
-    for fn in (cleanup, canonicalize_reduce_attention, make_attention_fp16_safe):
-        run_pass(graph, fn)
-    return to_model(graph, exported)
+    return export_and_pass(create("rf_b1", resolution), resolution, "fp16").passed
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -124,7 +115,7 @@ def timing(work: Path, runs: int, methods: list[str]) -> dict:
             print(f"{method:10s} run {run + 1}: {elapsed:6.1f} s wall   phases {phases}")
             times.append(elapsed)
         results[method] = {"runs": [round(t, 1) for t in times], "median_s": round(statistics.median(times), 1)}
-    command = f"rf-calib rf_b1.onnx --calib-dir images/ --calib-images 512 --target orin --calib-method <method>"
+    command = "rf-calib rf_b1.onnx --calib-dir images/ --calib-images 512 --target orin --calib-method <method>"
     return {"command": command, "images": 512, "model": "rf_b1 r224 (FP32 ONNX after passes)", "results": results}
 
 
@@ -133,10 +124,10 @@ def library(images: int, end_to_end: bool) -> dict:
     import onnxruntime as ort
     from onnxruntime.quantization.calibrate import HistogramCollector
 
-    from rftrt.calibration.cache import cache_tensors
-    from rftrt.calibration.data import ImageSource
-    from rftrt.calibration.images import Preprocess
-    from rftrt.calibration.ranges import AbsHistogram, _probe_model, entropy_amax
+    from rftrt.data.images import Preprocess
+    from rftrt.data.sources import ImageSource
+    from rftrt.precision.cache import cache_tensors
+    from rftrt.precision.ranges import AbsHistogram, _probe_model, entropy_amax
 
     model = rf_b1_onnx()
     names = cache_tensors(model)[1:]  # node outputs
@@ -214,7 +205,7 @@ def library(images: int, end_to_end: bool) -> dict:
             cal.collect_data(Reader())
             cal.compute_data()
             ort_total = time.perf_counter() - t0
-        from rftrt.calibration.ranges import collect_ranges
+        from rftrt.precision.ranges import collect_ranges
 
         t0 = time.perf_counter()
         collect_ranges(model, (x[s : s + 8] for s in range(0, len(x), 8)), cache_tensors(model), "entropy")
@@ -226,16 +217,21 @@ def library(images: int, end_to_end: bool) -> dict:
 
 def methods(subsets: int = 4, per_subset: int = 256) -> dict:
     """Held-out accuracy of each calibration method on the digits model."""
-    from rftrt.calibration import digits as D
-    from rftrt.calibration.accuracy import onnx_logits, topk_accuracy
-    from rftrt.calibration.data import ArraySource
-    from rftrt.calibration.int8 import calibrate
-    from rftrt.calibration.ranges import METHODS
-    from rftrt.engines.targets import load_target
-    from rftrt.export.precision import plan_precision, render_fp16
+    from rftrt.data.digits import load_digits_data
+    from rftrt.data.sources import ArraySource
+    from rftrt.export.onnxrt import onnx_logits
+    from rftrt.export.prepare import export_and_pass
+    from rftrt.models.digits import load_checkpoint
+    from rftrt.precision.accuracy import topk_accuracy
+    from rftrt.precision.int8 import calibrate
+    from rftrt.precision.plan import plan_precision
+    from rftrt.precision.ranges import METHODS
+    from rftrt.precision.render import render_fp16
+    from rftrt.targets.profiles import load_target
 
-    data = D.load_digits_data()
-    fp32_model = D.fp32_onnx(D.load_checkpoint())
+    data = load_digits_data()
+    digits_model = load_checkpoint()
+    fp32_model = export_and_pass(digits_model, digits_model.resolution, "fp16").passed
     y = data.test_labels
     order = np.arange(len(data.train_images))
     plan = plan_precision(fp32_model, data.train_images[:8], "8 training digits")
@@ -269,7 +265,7 @@ def methods(subsets: int = 4, per_subset: int = 256) -> dict:
             and best["int8_top1"] - out["methods"][m]["mean"]["int8_top1"] < image]
     out["ranking"], out["tied_with_best"] = ranked, tied
     print(f"ranking (agreement with FP32, then logit error): {', '.join(ranked)}; within one held-out image of the best: {', '.join(tied)}")
-    from rftrt.calibration.ranges import DEFAULT_METHOD
+    from rftrt.precision.ranges import DEFAULT_METHOD
 
     out["default"] = DEFAULT_METHOD
     print(f"rf-calib default: {DEFAULT_METHOD} (docs/int8.md: among the methods tied on digits, the one that bounds a single outlier's effect)")

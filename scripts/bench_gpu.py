@@ -22,25 +22,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from rftrt.errors import RftrtError
+from rftrt.targets.hardware import hardware_key_for_device
 from rftrt.tools.bench import BenchReport, Progress, backend, run_benchmark
 from rftrt.tools.report import bench_markdown, plot_throughput, render_table
 
 GOAL = 1.35
 MODELS = ("rf_b1", "evit_b1")
-
-
-def _hardware_key(device_name: str) -> str | None:
-    """hardware.toml key for a CUDA device name, or None when it is not one of ours."""
-    name = device_name.upper()
-    if "H200" in name:
-        return "h200"
-    if "H100" in name:
-        return "h100-pcie" if "PCIE" in name else "h100"
-    if "L40" in name and "L40S" not in name:
-        return "l40"
-    if "ORIN" in name:
-        return "orin"
-    return None
 
 
 def _kernel_category(name: str) -> str:
@@ -150,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from rftrt.tools.inspect import inspect_model
 
     device = torch.cuda.get_device_name(0)
-    key = _hardware_key(device)
+    key = hardware_key_for_device(device)
     floors: dict[tuple[str, int], float] = {}
     if key is not None:
         for model in MODELS:
@@ -190,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(title)
     print(table)
     if key is None:
-        print(f"no time floor: {device} is not in rftrt/tools/hardware.toml")
+        print(f"no time floor: {device} is not in rftrt/targets/hardware.toml")
     else:
         print(f"floors: rf-inspect's fused memory-traffic estimate on {key} (hardware.toml), weights amortised over the batch")
     for warning in report.warnings:

@@ -18,9 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from rftrt.engines.targets import list_targets
 from rftrt.models import list_models
 from rftrt.pipeline import ExportOptions, run_export
+from rftrt.targets.profiles import list_targets
 
 
 def main() -> int:

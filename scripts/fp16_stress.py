@@ -16,23 +16,14 @@ import sys
 
 import torch
 
-from rftrt.calibration.images import Preprocess, load_batch, sample_image_paths
+from rftrt.comparison import compare
+from rftrt.data.images import bundled_photographs
 from rftrt.export.onnx_export import export_onnx
-from rftrt.export.passes import run_pass, to_graph, to_model
-from rftrt.export.passes.cleanup import cleanup
-from rftrt.export.passes.fp16_safety import make_attention_fp16_safe
-from rftrt.export.passes.litemla import rewrite_litemla_padded_ones
-from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
-from rftrt.export.precision import plan_precision, render_fp16
-from rftrt.export.validate import compare, run_onnx
+from rftrt.export.onnxrt import run_onnx
+from rftrt.export.prepare import run_passes
 from rftrt.models import create
-
-
-def _passed(proto, fp16_safe: bool):
-    graph = to_graph(proto)
-    for fn in [cleanup, canonicalize_reduce_attention, rewrite_litemla_padded_ones] + ([make_attention_fp16_safe] if fp16_safe else []):
-        run_pass(graph, fn)
-    return to_model(graph, proto)
+from rftrt.precision.plan import plan_precision
+from rftrt.precision.render import render_fp16
 
 
 def main() -> int:
@@ -41,7 +32,7 @@ def main() -> int:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--scales", default="1,8")
     args = parser.parse_args()
-    photos = load_batch(sample_image_paths(), Preprocess.for_resolution(args.resolution))
+    photos = bundled_photographs(args.resolution)
     print("| model | qkv scale | rendering | finite | max|Δlogit| | min cosine | top-1 agreement |")
     print("|---|---:|---|---|---:|---:|---:|")
     for scale in map(float, args.scales.split(",")):
@@ -53,10 +44,10 @@ def main() -> int:
                     module.qkv.conv.weight.mul_(scale)
         proto = export_onnx(model, args.resolution)
         reference = run_onnx(proto, {"p": photos})["p"]
-        passed = _passed(proto, fp16_safe=True)
+        passed, _ = run_passes(proto, "fp16")
         plan = plan_precision(passed, photos, "photos")
         renderings = {
-            "naive all-FP16": render_fp16(_passed(proto, fp16_safe=False)),
+            "naive all-FP16": render_fp16(run_passes(proto, "fp32")[0]),  # without the FP16-safety pass
             "precision plan": render_fp16(passed, set(plan.fp32_nodes)),
         }
         for label, rendered in renderings.items():

@@ -10,7 +10,7 @@ this script with the project's Python from the repository root::
         scikit-image==0.26.0 scikit-learn==1.9.1 matplotlib==3.11.2
     .venv/bin/python scripts/make_sample_images.py --packages build/imgsrc
 
-Each photograph is converted with the same resize and crop that ``rftrt.calibration.images`` uses:
+Each photograph is converted with the same resize and crop that ``rftrt.data.images`` uses:
 shorter side to 256 px (Pillow bicubic), centre crop 256×256, RGB, saved as JPEG quality 90 with no
 EXIF, ICC or comment metadata. The source files are checked against their sha256 first, so a package
 release that changed a photograph is noticed. The output bytes depend on Pillow's libjpeg build; the
@@ -33,7 +33,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rftrt.calibration.images import center_crop, load_image, resize_shorter_side  # noqa: E402
+from rftrt.data.images import center_crop, load_image, resize_shorter_side  # noqa: E402
 
 SIZE = 256
 QUALITY = 90

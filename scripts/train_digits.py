@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from rftrt.calibration.digits import RESOLUTION, checkpoint_path, load_checkpoint, load_digits_data, evaluate, save_checkpoint, train
+from rftrt.data.digits import RESOLUTION, load_digits_data
+from rftrt.models.digits import checkpoint_path, evaluate, load_checkpoint, save_checkpoint, train
 
 _MIN_ACCURACY = 95.0
 _MAX_BYTES = 1 << 20

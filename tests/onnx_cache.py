@@ -9,7 +9,7 @@ import onnx
 import torch
 
 from rftrt.export.onnx_export import export_onnx
-from rftrt.models import LiteMLA, ReduceAttention, create
+from rftrt.models import create
 
 RESOLUTION = 64
 
@@ -26,11 +26,19 @@ def load(name: str, resolution: int = RESOLUTION) -> tuple[torch.nn.Module, onnx
     return model, onnx.load_from_string(data)
 
 
-def attention_blocks(model: torch.nn.Module) -> tuple[int, int]:
-    """(ReduceFormer blocks, LiteMLA blocks)."""
-    modules = list(model.modules())
-    return sum(isinstance(m, ReduceAttention) for m in modules), sum(isinstance(m, LiteMLA) for m in modules)
-
-
 def images(n: int = 2, resolution: int = RESOLUTION, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, resolution, resolution)).astype(np.float32)
+
+
+def digits_fp32_onnx(model: torch.nn.Module | None = None, static_batch: int | None = None) -> onnx.ModelProto:
+    """The digits model as the FP32 ONNX an ``rf-export --fp16``/``--int8`` bundle ships: exported with a
+    dynamic batch (or ``static_batch``), then the FP16 pass pipeline."""
+    from rftrt.data.digits import RESOLUTION as DIGITS_RESOLUTION
+    from rftrt.export.prepare import export_and_pass
+    from rftrt.models.digits import load_checkpoint
+
+    model = load_checkpoint() if model is None else model
+    resolution = getattr(model, "resolution", DIGITS_RESOLUTION)
+    metadata = {"model": "rf_digits", "resolution": str(resolution)}
+    prepared = export_and_pass(model, resolution, "fp16", dynamic_batch=static_batch is None, batch=static_batch or 1, metadata=metadata)
+    return prepared.passed

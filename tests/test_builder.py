@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_verify import copy_bundle, exported_bundle, tensorrt_importable
 
-from rftrt.engines.build_spec import BatchProfile, BuildSpec
+from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.builder import (
     API_USED,
     BUILD_OUTPUTS,
@@ -32,9 +33,9 @@ from rftrt.engines.builder import (
     sidecar_path,
     sidecar_record,
 )
-from rftrt.engines.targets import Target, load_target
 from rftrt.errors import RftrtError
-from test_verify import copy_bundle, exported_bundle, tensorrt_importable
+from rftrt.targets.batch import BatchProfile
+from rftrt.targets.profiles import Target, load_target
 
 
 def spec_for(target: Target, precision: str = "fp16", **overrides) -> BuildSpec:
@@ -379,7 +380,7 @@ def test_cli_help():
 
 def _device_target(trt_version: str, compute_capability: str) -> tuple[str, bool]:
     """A target offering the installed release, preferring one for this GPU; (name, other GPU?)."""
-    from rftrt.engines.targets import list_targets
+    from rftrt.targets.profiles import list_targets
 
     mm = ".".join(trt_version.split(".")[:2])
     offering = [n for n in list_targets() if any(r.version == mm for r in load_target(n).releases)]

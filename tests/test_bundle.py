@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rftrt.engines.bundle import BundleFile, verify_bundle, write_bundle, write_file_atomic
+from rftrt.engines.bundle import BundleFile, verify_bundle, write_bundle
 from rftrt.errors import RftrtError
+from rftrt.files import write_file_atomic
 
 VERSIONS = {"rftrt": "0.1.0", "torch": "2.13.0", "onnx": "1.17.0"}
 

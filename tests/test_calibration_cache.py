@@ -5,26 +5,19 @@ import struct
 import numpy as np
 import onnx
 import pytest
+from onnx_cache import digits_fp32_onnx
 
-from rftrt.calibration.cache import (
-    CalibrationCache,
-    cache_tensors,
-    check_cache_names,
-    hex_to_scale,
-    parse_cache,
-    scale_to_hex,
-    write_cache,
-)
-from rftrt.calibration.digits import fp32_onnx, load_checkpoint
-from rftrt.calibration.int8 import ranges_from_cache
 from rftrt.errors import RftrtError
 from rftrt.export.passes import to_graph
 from rftrt.export.passes.attention import find_attention_cores
+from rftrt.models.digits import load_checkpoint
+from rftrt.precision.cache import CalibrationCache, cache_tensors, check_cache_names, hex_to_scale, parse_cache, scale_to_hex, write_cache
+from rftrt.precision.int8 import ranges_from_cache
 
 
 @pytest.fixture(scope="module")
 def digits_onnx() -> onnx.ModelProto:
-    return fp32_onnx(load_checkpoint())
+    return digits_fp32_onnx(load_checkpoint())
 
 
 def test_scale_is_big_endian_float32_hex():

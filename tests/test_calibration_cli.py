@@ -5,12 +5,14 @@ import json
 
 import onnx
 import pytest
+from onnx_cache import digits_fp32_onnx
 
-from rftrt.calibration.cache import parse_cache
-from rftrt.calibration.digits import fp32_onnx, load_checkpoint, load_digits_data, write_image_folder
 from rftrt.cli.calib import calib_main
 from rftrt.cli.eval import eval_main
-from rftrt.export.precision import render_fp16
+from rftrt.data.digits import load_digits_data, write_image_folder
+from rftrt.models.digits import load_checkpoint
+from rftrt.precision.cache import parse_cache
+from rftrt.precision.render import render_fp16
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def digits(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     data = load_digits_data()
     model_path = root / "rf_digits.onnx"
-    onnx.save(fp32_onnx(load_checkpoint()), model_path)
+    onnx.save(digits_fp32_onnx(load_checkpoint()), model_path)
     calib = write_image_folder(data.train_pixels, data.train_labels, root / "calib", limit=48)
     held_out = write_image_folder(data.test_pixels, data.test_labels, root / "val", limit=120)
     return root, model_path, calib, held_out

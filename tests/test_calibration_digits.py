@@ -4,15 +4,19 @@ Q/DQ on the held-out split with ONNX Runtime. INT8 must stay within 1.0 point of
 
 import numpy as np
 import pytest
+from onnx_cache import digits_fp32_onnx
 
-from rftrt.calibration.accuracy import onnx_logits, topk_accuracy, torch_logits
-from rftrt.calibration.data import ArraySource, spaced_indices
-from rftrt.calibration.digits import DIGITS_ARCH, RESOLUTION, checkpoint_path, fp32_onnx, load_checkpoint, load_digits_data
-from rftrt.calibration.int8 import calibrate
-from rftrt.calibration.ranges import DEFAULT_METHOD, METHODS
-from rftrt.engines.targets import load_target
-from rftrt.export.precision import plan_precision, render_fp16
+from rftrt.data.digits import RESOLUTION, load_digits_data
+from rftrt.data.sources import ArraySource, spaced_indices
+from rftrt.export.onnxrt import onnx_logits
 from rftrt.models import LiteMLA, ReduceAttention
+from rftrt.models.digits import DIGITS_ARCH, checkpoint_path, load_checkpoint
+from rftrt.precision.accuracy import topk_accuracy, torch_logits
+from rftrt.precision.int8 import calibrate
+from rftrt.precision.plan import plan_precision
+from rftrt.precision.ranges import DEFAULT_METHOD, METHODS
+from rftrt.precision.render import render_fp16
+from rftrt.targets.profiles import load_target
 
 CALIBRATION_IMAGES = 256
 
@@ -21,7 +25,7 @@ CALIBRATION_IMAGES = 256
 def setup():
     model = load_checkpoint()
     data = load_digits_data()
-    onnx_model = fp32_onnx(model)
+    onnx_model = digits_fp32_onnx(model)
     calib = data.train_images[spaced_indices(len(data.train_images), CALIBRATION_IMAGES)]
     plan = plan_precision(onnx_model, calib[:8], "8 training digits")
     fp32 = onnx_logits(onnx_model, data.test_images)
@@ -72,7 +76,7 @@ def test_every_method_stays_within_a_point(setup, method):
 
 def test_static_batch_onnx_is_calibrated_with_padding(setup):
     model, data, onnx_model, calib, plan, _ = setup
-    static = fp32_onnx(model, static_batch=4)  # what a DLA bundle ships: min = opt = max
+    static = digits_fp32_onnx(model, static_batch=4)  # what a DLA bundle ships: min = opt = max
     assert static.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
     result = calibrate(static, ArraySource(calib[:10]), target=load_target("orin", dla_core=0), method="minmax", progress=False, log=lambda _: None)
     assert result.ranges.images == 10  # 4 + 4 + 2 real rows; the padding of the last batch is left out

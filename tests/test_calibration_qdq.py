@@ -9,20 +9,20 @@ import onnx_graphsurgeon as gs
 import pytest
 import torch
 
-from rftrt.calibration.data import ImageSource
-from rftrt.calibration.images import Preprocess
-from rftrt.calibration.int8 import calibrate
-from rftrt.calibration.qdq import FP16_MIN_NORMAL, insert_qdq, qdq_tensors, quantize_weight, render_typed
-from rftrt.engines.targets import load_target
+from rftrt.data.images import Preprocess
+from rftrt.data.sources import ImageSource
 from rftrt.export.onnx_export import export_onnx
+from rftrt.export.onnxrt import run_onnx
 from rftrt.export.passes import run_pass, to_graph, to_model
 from rftrt.export.passes.attention import find_attention_cores
 from rftrt.export.passes.cleanup import cleanup
 from rftrt.export.passes.fp16_safety import make_attention_fp16_safe
 from rftrt.export.passes.litemla import rewrite_litemla_padded_ones
 from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
-from rftrt.export.validate import run_onnx
 from rftrt.models import create
+from rftrt.precision.int8 import calibrate
+from rftrt.precision.qdq import FP16_MIN_NORMAL, insert_qdq, qdq_tensors, quantize_weight, render_typed
+from rftrt.targets.profiles import load_target
 
 RES = 64
 

@@ -5,18 +5,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from onnx_cache import digits_fp32_onnx
 
-from rftrt.calibration.digits import fp32_onnx, load_checkpoint, load_digits_data
-from rftrt.calibration.ranges import (
-    AbsHistogram,
-    collect_ranges,
-    entropy_amax,
-    entropy_divergences,
-    float_activations,
-    ort_minmax_ranges,
-    percentile_amax,
-)
+from rftrt.data.digits import load_digits_data
 from rftrt.errors import RftrtError
+from rftrt.models.digits import load_checkpoint
+from rftrt.precision.ranges import AbsHistogram, collect_ranges, entropy_amax, entropy_divergences, float_activations, ort_minmax_ranges, percentile_amax
 
 
 def _reference_divergences(hist, start_bin=128, levels=128):
@@ -98,7 +92,7 @@ def test_histogram_grows_and_merges_exactly():
 
 @pytest.fixture(scope="module")
 def digits():
-    model = fp32_onnx(load_checkpoint())
+    model = digits_fp32_onnx(load_checkpoint())
     data = load_digits_data()
     return model, data.train_images[:48]
 

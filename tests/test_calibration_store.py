@@ -6,19 +6,21 @@ import os
 
 import numpy as np
 import pytest
+from onnx_cache import digits_fp32_onnx
 
-from rftrt.calibration.data import ImageSource
-from rftrt.calibration.digits import fp32_onnx, load_checkpoint, load_digits_data, write_image_folder
-from rftrt.calibration.images import Preprocess
-from rftrt.calibration.int8 import calibrate
-from rftrt.calibration.store import RECORD, CalibrationStore, model_sha256
-from rftrt.engines.targets import load_target
+from rftrt.data.digits import load_digits_data, write_image_folder
+from rftrt.data.images import Preprocess
+from rftrt.data.sources import ImageSource
 from rftrt.errors import RftrtError
+from rftrt.models.digits import load_checkpoint
+from rftrt.precision.int8 import calibrate
+from rftrt.precision.store import RECORD, CalibrationStore, model_sha256
+from rftrt.targets.profiles import load_target
 
 
 @pytest.fixture(scope="module")
 def digits_onnx():
-    return fp32_onnx(load_checkpoint())
+    return digits_fp32_onnx(load_checkpoint())
 
 
 @pytest.fixture()
@@ -49,7 +51,7 @@ def test_same_model_data_and_method_is_reused(digits_onnx, folder, tmp_path):
 def test_changed_model_is_refused(digits_onnx, folder, tmp_path):
     store = CalibrationStore(tmp_path / "out")
     _run(digits_onnx, folder, store)
-    other = fp32_onnx(load_checkpoint())
+    other = digits_fp32_onnx(load_checkpoint())
     conv = next(t for t in other.graph.initializer if len(t.dims) == 4)
     values = np.frombuffer(conv.raw_data, dtype=np.float32).copy()
     values[0] += 0.5

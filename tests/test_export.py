@@ -4,13 +4,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx_cache import images, load
 
 from rftrt.errors import RftrtError
 from rftrt.export.onnx_export import export_onnx
-from rftrt.export.validate import run_onnx
+from rftrt.export.onnxrt import run_onnx
 from rftrt.models import create, list_models
-
-from onnx_cache import images, load
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rftrt.calibration.images import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Preprocess,
-    center_crop,
-    find_images,
-    load_batch,
-    load_image,
-    resize_shorter_side,
-    sample_image_paths,
-)
+from rftrt.data.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess, center_crop, find_images, load_batch, load_image, resize_shorter_side, sample_image_paths
 from rftrt.errors import RftrtError
 from rftrt.models import PUBLISHED_RESOLUTIONS
 

@@ -11,6 +11,7 @@ import pytest
 from rftrt.cli.inspect import inspect_main
 from rftrt.errors import RftrtError
 from rftrt.models import create
+from rftrt.targets.hardware import hardware, list_hardware
 from rftrt.tools.inspect import (
     OFFICIAL_STAGE_PARAMS,
     TrafficEstimate,
@@ -18,9 +19,7 @@ from rftrt.tools.inspect import (
     dla_rule,
     export_and_pass,
     format_inspect,
-    hardware,
     inspect_model,
-    list_hardware,
     memory_traffic,
     op_histogram,
     predict_dla,

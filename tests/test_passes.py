@@ -6,18 +6,17 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
+from onnx_cache import images, load
 
 from rftrt.errors import RftrtError
+from rftrt.export.onnxrt import run_onnx
 from rftrt.export.passes import run_pass, to_graph, to_model
 from rftrt.export.passes.attention import find_attention_cores
 from rftrt.export.passes.cleanup import cleanup
 from rftrt.export.passes.fp16_safety import EPS_FP16_MIN, make_attention_fp16_safe
-from rftrt.export.passes.litemla import rewrite_litemla_padded_ones
 from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
-from rftrt.export.validate import run_onnx
+from rftrt.export.prepare import attention_blocks, pass_pipeline
 from rftrt.models import list_models
-
-from onnx_cache import attention_blocks, images, load
 
 EXACT = 1e-5  # the bound for every pass, FP32 on ONNX Runtime
 
@@ -29,16 +28,16 @@ def _ops(graph: gs.Graph) -> Counter:
 @pytest.mark.parametrize("name", list_models())
 def test_each_pass_keeps_outputs_and_finds_every_block(name):
     model, proto = load(name)
-    reduce_blocks, litemla_blocks = attention_blocks(model)
+    blocks = attention_blocks(model)
+    reduce_blocks, litemla_blocks = blocks.reduce, blocks.litemla
     batches = {"two": images(2), "three": images(3, seed=1)}  # dynamic batch: 2 and 3
     reference = run_onnx(proto, batches)
     graph = to_graph(proto)
-    pipeline = [
-        (cleanup, None),
-        (canonicalize_reduce_attention, reduce_blocks),
-        (rewrite_litemla_padded_ones, litemla_blocks),
-        (make_attention_fp16_safe, reduce_blocks + litemla_blocks),
-    ]
+    pipeline = pass_pipeline("fp16", blocks)
+    assert [fn.__name__ for fn, _ in pipeline] == [
+        "cleanup", "canonicalize_reduce_attention", "rewrite_litemla_padded_ones", "make_attention_fp16_safe"
+    ]  # fmt: skip
+    assert [expected for _, expected in pipeline] == [None, reduce_blocks, litemla_blocks, reduce_blocks + litemla_blocks]
     for pass_fn, expected in pipeline:
         report = run_pass(graph, pass_fn, expected)
         if expected is not None:

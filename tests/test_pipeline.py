@@ -17,7 +17,7 @@ from rftrt.cli.export import export_main
 from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.bundle import verify_bundle
 from rftrt.errors import RftrtError
-from rftrt.export.validate import run_onnx
+from rftrt.export.onnxrt import run_onnx
 from rftrt.models import create, list_models
 from rftrt.pipeline import ExportOptions, run_export
 

@@ -4,33 +4,26 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import onnx_graphsurgeon as gs
 import pytest
 import torch
-
-from rftrt.calibration.images import Preprocess, load_batch, sample_image_paths
-from rftrt.export.onnx_export import export_onnx
-from rftrt.export.passes import run_pass, to_graph, to_model
-from rftrt.export.passes.attention import find_attention_cores
-from rftrt.export.passes.cleanup import cleanup
-from rftrt.export.passes.fp16_safety import make_attention_fp16_safe
-from rftrt.export.passes.litemla import rewrite_litemla_padded_ones
-from rftrt.export.passes.reduce_attention import canonicalize_reduce_attention
-from rftrt.export.precision import RANGE_LIMIT, plan_precision, render_fp16
-from rftrt.export.validate import compare, run_onnx
-from rftrt.models import create
-
 from onnx_cache import load
+
+from rftrt.comparison import compare
+from rftrt.data.images import Preprocess, load_batch, sample_image_paths
+from rftrt.export.onnx_export import export_onnx
+from rftrt.export.onnxrt import run_onnx
+from rftrt.export.passes import to_graph
+from rftrt.export.passes.attention import find_attention_cores
+from rftrt.export.prepare import run_passes
+from rftrt.models import create
+from rftrt.precision.plan import RANGE_LIMIT, plan_precision
+from rftrt.precision.render import render_fp16
 
 RESOLUTION = 128
 
 
 def _passed(proto: onnx.ModelProto, fp16_safe: bool = True) -> onnx.ModelProto:
-    graph = to_graph(proto)
-    passes = [cleanup, canonicalize_reduce_attention, rewrite_litemla_padded_ones]
-    for fn in passes + ([make_attention_fp16_safe] if fp16_safe else []):
-        run_pass(graph, fn)
-    return to_model(graph, proto)
+    return run_passes(proto, "fp16" if fp16_safe else "fp32")[0]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def test_plan_keeps_attention_cores_and_layernorm_in_fp32(rf_b1):
     layernorms = {n.name for n in graph.nodes if n.op == "LayerNormalization"}
     assert core_nodes | layernorms == set(plan.fp32_nodes)
     assert not any(r.startswith("range") for r in plan.reasons.values())
-    weak = plan.weakly_typed_layers(graph)
+    weak = plan.weakly_typed_layers(passed)
     kinds = Counter(n.op for n in graph.nodes if n.name in set(weak))
     assert set(kinds) == {"Relu", "ReduceMean", "ReduceSum", "Mul", "Max", "Div", "LayerNormalization"}
     assert kinds["Div"] == 7 and kinds["LayerNormalization"] == 1

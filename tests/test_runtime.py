@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 import pytest
+from test_verify import exported_bundle, tensorrt_importable
 
 from rftrt.engines.runtime import (
     PLAN_MAGIC,
@@ -26,7 +27,6 @@ from rftrt.engines.runtime import (
     uses,
 )
 from rftrt.errors import RftrtError
-from test_verify import exported_bundle, tensorrt_importable
 
 
 def plan_like(major: int = 10, minor: int = 3, patch: int = 0, size: int = 256) -> bytes:

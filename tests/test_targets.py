@@ -4,18 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from rftrt.engines.build_spec import BatchProfile
-from rftrt.engines.targets import (
-    format_batch,
-    format_target,
-    format_targets_table,
-    list_targets,
-    load_target,
-    parse_batch,
-    version_tag,
-)
-from rftrt.engines.targets import _check_dla
 from rftrt.errors import RftrtError
+from rftrt.targets.batch import BatchProfile, format_batch, parse_batch
+from rftrt.targets.profiles import _check_dla, format_target, format_targets_table, list_targets, load_target
+from rftrt.targets.tensorrt import version_tag
 
 # docs/platforms.md §1 and §3: target → release → (platform, dialect, opset ceiling, DLA usable)
 EXPECTED = {

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from rftrt.engines import builder, runtime
-from rftrt.engines.build_spec import BatchProfile, BuildSpec
+from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.builder import API_USED, PATH_STEPS, dialect_path, plan_build
 from rftrt.engines.runtime import CUDART_API_USED, RUNTIME_API_USED, EngineRunner, tensorrt_logger
 from rftrt.errors import RftrtError
+from rftrt.targets.batch import BatchProfile
 
 DATA = Path(builder.__file__).parent / "data" / "trt_api"
 

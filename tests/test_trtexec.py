@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rftrt.engines.build_spec import BatchProfile, BuildSpec
+from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.bundle import write_bundle
-from rftrt.engines.targets import Target, load_target
 from rftrt.engines.trtexec import build_script, trtexec_bench_command, trtexec_build_command
 from rftrt.errors import RftrtError
+from rftrt.targets.batch import BatchProfile
+from rftrt.targets.profiles import Target, load_target
 
 # Flags TensorRT 11's trtexec no longer has (NVIDIA's 10.x → 11.x trtexec migration guide).
 REMOVED_IN_11 = ("--fp16", "--int8", "--bf16", "--fp8", "--best", "--calib", "--precisionConstraints",

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rftrt.comparison import TOLERANCES
 from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.builder import load_bundle_spec
 from rftrt.engines.verify import ENGINE_TOLERANCE, Golden, check_sidecar, compare_with_golden, read_sidecar
 from rftrt.errors import RftrtError
-from rftrt.export.validate import TOLERANCES
 
 _TMP = tempfile.TemporaryDirectory(prefix="rftrt-engines-")
 atexit.register(_TMP.cleanup)

@@ -29,16 +29,14 @@ def _load_onnx(path: str):
 def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, Path]) -> list[str]:
     """trtexec build lines for what was written: the FP32 ONNX with the cache (weakly typed), the typed
     Q/DQ ONNX (strongly typed), or the FP32 Q/DQ ONNX (explicit quantization on TensorRT 10.x)."""
-    import onnx_graphsurgeon as gs
-
-    from ..calibration.int8 import model_resolution
-    from ..engines.build_spec import BatchProfile, BuildSpec
+    from ..engines.build_spec import BuildSpec
     from ..engines.trtexec import trtexec_build_command
+    from ..precision.int8 import model_resolution
+    from ..targets.batch import BatchProfile
 
     target = result.target
     static, height, _ = model_resolution(model)
     batch = BatchProfile(static, static, static) if static else target.batch
-    graph = gs.import_onnx(model)
     commands = []
     common = dict(
         model=onnx_path.stem,
@@ -57,20 +55,20 @@ def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, P
         timing_cache=str(out / "timing.cache"),
     )
     if "cache" in files:
-        spec = BuildSpec(onnx=str(onnx_path), fp32_layers=tuple(result.plan.weakly_typed_layers(graph)), calibration_cache=str(files["cache"]), **common)
+        spec = BuildSpec(onnx=str(onnx_path), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), calibration_cache=str(files["cache"]), **common)
         commands.append(" ".join(trtexec_build_command(spec)))
     if "typed" in files:
         spec = BuildSpec(onnx=str(files["typed"]), **common)
         commands.append(" ".join(trtexec_build_command(spec)))
     elif "qdq" in files and not target.strongly_typed:
-        spec = BuildSpec(onnx=str(files["qdq"]), fp32_layers=tuple(result.plan.weakly_typed_layers(graph)), **common)
+        spec = BuildSpec(onnx=str(files["qdq"]), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), **common)
         commands.append(" ".join(trtexec_build_command(spec)) + "   # explicit Q/DQ (TensorRT 10.x)")
     return commands
 
 
 def calib_main(argv: Sequence[str] | None = None) -> int:
     """``rf-calib``: calibrate an exported FP32 ONNX for INT8 on a folder of images."""
-    from ..calibration.ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
+    from ..precision.ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 
     cli = parser(
         "rf-calib",
@@ -98,22 +96,14 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
     out.add_argument("--json", metavar="FILE", help="also write the run's report as JSON")
 
     def body(args: argparse.Namespace) -> int:
-        from ..calibration.cache import DEFAULT_ALGORITHM
-        from ..calibration.data import ImageSource
-        from ..calibration.images import Preprocess
-        from ..calibration.int8 import (
-            calibrate,
-            check_formats,
-            check_fp32_model,
-            default_formats,
-            dynamic_batch,
-            model_resolution,
-            ranges_from_cache,
-        )
-        from ..calibration.qdq import insert_qdq, qdq_tensors, render_typed
-        from ..calibration.store import CalibrationStore
-        from ..engines.bundle import write_file_atomic
-        from ..engines.targets import load_target
+        from ..data.images import Preprocess
+        from ..data.sources import ImageSource
+        from ..files import write_file_atomic
+        from ..precision.cache import DEFAULT_ALGORITHM
+        from ..precision.int8 import calibrate, check_formats, check_fp32_model, default_formats, dynamic_batch, model_resolution, ranges_from_cache
+        from ..precision.qdq import insert_qdq, qdq_tensors, render_typed
+        from ..precision.store import CalibrationStore
+        from ..targets.profiles import load_target
 
         if args.calib_images < 1:
             raise RftrtError(f"--calib-images must be at least 1, got {args.calib_images}")
@@ -145,7 +135,7 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
             if not cache_file.is_file():
                 raise RftrtError(f"{cache_file}: no such calibration cache")
             amax, internal = ranges_from_cache(cache_file.read_text(encoding="utf-8", errors="replace"), model, str(cache_file))
-            from ..export.precision import plan_precision
+            from ..precision.plan import plan_precision
 
             plan = plan_precision(dynamic_batch(model), ImageSource.bundled(Preprocess.for_resolution(height)).load_all(), "bundled photographs")
             needed = [n for n in qdq_tensors(model, plan.fp32_nodes) if n not in amax]

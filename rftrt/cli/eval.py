@@ -47,7 +47,7 @@ def read_class_map(path: Path) -> dict[str, int]:
 def labelled_images(directory: Path, class_map: dict[str, int] | None) -> tuple[list[tuple[Path, int]], list[str], list[str]]:
     """(path, label) for every image under ``directory/<class>/``, sorted; the class folder names in
     index order; warnings (empty class folders)."""
-    from ..calibration.images import IMAGE_SUFFIXES
+    from ..data.images import IMAGE_SUFFIXES
 
     if not directory.is_dir():
         raise RftrtError(f"{directory}: no such directory")
@@ -105,10 +105,11 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
         import numpy as np
 
-        from ..calibration.accuracy import onnx_logits, score, torch_logits
-        from ..calibration.data import spaced_indices
-        from ..calibration.images import Preprocess, load_image
-        from ..calibration.int8 import model_resolution
+        from ..data.images import Preprocess, load_image
+        from ..data.sources import spaced_indices
+        from ..export.onnxrt import onnx_logits
+        from ..precision.accuracy import score, torch_logits
+        from ..precision.int8 import model_resolution
 
         if args.engine:
             try:
@@ -140,7 +141,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
             reference_onnx = _load_onnx(args.reference_onnx)
         torch_model = None
         if args.model == DIGITS_MODEL:
-            from ..calibration.digits import load_checkpoint
+            from ..models.digits import load_checkpoint
 
             torch_model = load_checkpoint(args.weights)
             if resolution is not None and resolution != torch_model.resolution:
@@ -193,7 +194,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         for entry in scores:
             print(entry.line())
         if args.json:
-            from ..engines.bundle import write_file_atomic
+            from ..files import write_file_atomic
 
             report = {"data": str(args.data), "images": int(len(y)), "listed": listed, "skipped": skipped, "resolution": resolution,
                       "reference": reference_name, "scores": [s.as_dict() for s in scores]}

@@ -54,11 +54,12 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             rows = zoo_rows()
             print(format_zoo_table(rows))
             if args.json:
-                from ..engines.bundle import write_file_atomic
+                from ..files import write_file_atomic
 
                 write_file_atomic(Path(args.json), (json.dumps([r.as_dict() for r in rows], indent=2) + "\n").encode())
             return 0
-        from ..engines.targets import format_target, format_targets_table, load_target, parse_batch
+        from ..targets.batch import parse_batch
+        from ..targets.profiles import format_target, format_targets_table, load_target
 
         if args.list_targets:
             print(format_targets_table())

@@ -49,8 +49,9 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
         import onnx
 
-        from ..engines.bundle import write_file_atomic
-        from ..tools.inspect import format_inspect, hardware, inspect_model
+        from ..files import write_file_atomic
+        from ..targets.hardware import hardware
+        from ..tools.inspect import format_inspect, inspect_model
 
         for key in args.gpu:
             hardware(key)  # unknown names fail before any work

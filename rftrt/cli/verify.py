@@ -25,8 +25,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     cli.add_argument("--cuda-graph", action="store_true", help="capture the enqueue in a CUDA graph (not for DLA engines)")
 
     def body(args: argparse.Namespace) -> int:
-        from ..engines.bundle import write_file_atomic
         from ..engines.verify import verify_engine
+        from ..files import write_file_atomic
 
         result = verify_engine(
             args.engine, args.bundle, batch=args.batch, cuda_graph=args.cuda_graph, verbose=args.verbose

@@ -11,26 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import RftrtError
+from ..targets.batch import BatchProfile
 
-__all__ = ["BatchProfile", "BuildSpec", "SCHEMA_VERSION"]
+__all__ = ["BuildSpec", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """The optimisation profile's batch sizes; ``min == opt == max`` means a static batch."""
-
-    min: int
-    opt: int
-    max: int
-
-    @property
-    def static(self) -> bool:
-        return self.min == self.opt == self.max
-
-    def shape(self, which: str, resolution: int) -> list[int]:
-        return [getattr(self, which), 3, resolution, resolution]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ The engine file is the plain serialized plan; everything else goes to the sideca
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
@@ -47,8 +46,12 @@ from typing import Any
 
 from .. import __version__
 from ..errors import RftrtError
+from ..files import sha256_bytes, sha256_file, write_file_atomic
+from ..targets.batch import format_batch
+from ..targets.profiles import list_targets, load_target
+from ..targets.tensorrt import major_minor
 from .build_spec import BuildSpec
-from .bundle import verify_bundle, write_file_atomic
+from .bundle import verify_bundle
 from .runtime import (
     api_names,
     cuda_device_count,
@@ -59,7 +62,6 @@ from .runtime import (
     tensorrt_logger,
     uses,
 )
-from .targets import format_batch, list_targets, load_target
 from .trtexec import trtexec_build_command
 
 __all__ = [
@@ -94,19 +96,9 @@ _SIDECAR_SCHEMA = 1
 # --- the path -----------------------------------------------------------------------------------
 
 
-def _major_minor(version: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in str(version).split(".")[:2]]
-    except ValueError:
-        raise RftrtError(f"TensorRT version {version!r} is not numeric; expected e.g. 8.6 or 10.3.0") from None
-    if len(parts) != 2:
-        raise RftrtError(f"TensorRT version {version!r} is not MAJOR.MINOR[...]; expected e.g. 8.6 or 10.3.0")
-    return parts[0], parts[1]
-
-
 def dialect_path(tensorrt_version: str, dialect: str) -> str:
     """The dialect path for a TensorRT release and a bundle dialect: weak-8.6, weak-10, strong-10 or strong-11."""
-    major, minor = _major_minor(tensorrt_version)
+    major, minor = major_minor(tensorrt_version)
     if dialect not in _DIALECT_WORDS:
         raise RftrtError(f"build.json dialect {dialect!r} is not one of weak, strong")
     supported = "8.6, 10.x and 11.x"
@@ -208,7 +200,7 @@ def rf_export_command(spec: BuildSpec, tensorrt_version: str) -> str | None:
     Tries the bundle's target first, then the other targets with the same GPU architecture (e.g. a
     DRIVE Orin bundle on a Jetson Orin with JetPack's TensorRT). None if no target offers that release.
     """
-    major, minor = _major_minor(tensorrt_version)
+    major, minor = major_minor(tensorrt_version)
     wanted = f"{major}.{minor}"
     own = load_target(spec.target)
     candidates = [spec.target] + [
@@ -238,8 +230,8 @@ def rf_export_command(spec: BuildSpec, tensorrt_version: str) -> str | None:
 
 def check_tensorrt_version(spec: BuildSpec, installed: str) -> None:
     """Refuse a bundle made for another TensorRT release than ``installed``, with the rf-export to run instead."""
-    have = "%d.%d" % _major_minor(installed)
-    want = "%d.%d" % _major_minor(spec.tensorrt_version)
+    have = "%d.%d" % major_minor(installed)
+    want = "%d.%d" % major_minor(spec.tensorrt_version)
     if have == want:
         return
     head = f"bundle is for TensorRT {spec.tensorrt_version} ({_DIALECT_WORDS.get(spec.dialect, spec.dialect)}); this is TensorRT {have}"
@@ -811,10 +803,6 @@ def sidecar_path(engine: Path) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def sidecar_record(
     spec: BuildSpec,
     plan: BuildPlan,
@@ -832,7 +820,7 @@ def sidecar_record(
         "schema": _SIDECAR_SCHEMA,
         "rftrt_version": __version__,
         "engine": engine_name,
-        "engine_sha256": _sha256(engine),
+        "engine_sha256": sha256_bytes(engine),
         "engine_bytes": len(engine),
         "onnx": spec.onnx,
         "onnx_sha256": onnx_sha256,
@@ -955,7 +943,7 @@ def build_bundle(
         plan,
         tensorrt_version=installed,
         gpu=gpu,
-        onnx_sha256=_sha256(onnx_path.read_bytes()),
+        onnx_sha256=sha256_file(onnx_path),
         engine=state.serialized,
         engine_name=engine_path.name,
         record=state.record,

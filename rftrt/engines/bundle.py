@@ -8,10 +8,8 @@ sorted keys and no timestamps: the same files and versions give a byte-identical
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Collection, Mapping
@@ -20,13 +18,13 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
 from ..errors import RftrtError
+from ..files import fsync_dir, remove_path, sha256_bytes, sha256_file, write_durable
 
-__all__ = ["BundleFile", "BundleReport", "MANIFEST", "write_bundle", "verify_bundle", "write_file_atomic"]
+__all__ = ["BundleFile", "BundleReport", "MANIFEST", "write_bundle", "verify_bundle"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
 _EXECUTABLE_SUFFIXES = (".sh",)
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,28 +59,6 @@ def _check_name(name: object) -> str:
     return name
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the directory entries (new files, a rename) durable; not every filesystem allows it.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes, mode: int) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(path, mode)
-
-
 def _manifest_bytes(files: tuple[BundleFile, ...], versions: Mapping[str, str]) -> bytes:
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -90,16 +66,6 @@ def _manifest_bytes(files: tuple[BundleFile, ...], versions: Mapping[str, str]) 
         "versions": {str(k): str(v) for k, v in versions.items()},
     }
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _make_parent(parent: Path) -> list[Path]:
@@ -152,20 +118,20 @@ def write_bundle(
             data = bytes(data)
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_durable(target, data, 0o755 if name.endswith(_EXECUTABLE_SUFFIXES) else 0o644)
-            records.append(BundleFile(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+            write_durable(target, data, 0o755 if name.endswith(_EXECUTABLE_SUFFIXES) else 0o644)
+            records.append(BundleFile(name=name, size=len(data), sha256=sha256_bytes(data)))
         report_files = tuple(records)
-        _write_durable(tmp / MANIFEST, _manifest_bytes(report_files, versions), 0o644)
+        write_durable(tmp / MANIFEST, _manifest_bytes(report_files, versions), 0o644)
         for sub in sorted({(tmp / n).parent for n in names} | {tmp}, key=lambda p: len(p.parts), reverse=True):
-            _fsync_dir(sub)
+            fsync_dir(sub)
         _move_into_place(tmp, out_dir, force)
     except BaseException as exc:
-        _remove(tmp)
+        remove_path(tmp)
         _remove_empty(created_parents)
         if isinstance(exc, OSError):
             raise RftrtError(f"cannot write bundle {out_dir}: {exc.strerror or exc}; check the disk and the path") from None
         raise
-    _fsync_dir(parent)
+    fsync_dir(parent)
     return BundleReport(path=out_dir, files=report_files, versions=dict(versions))
 
 
@@ -201,42 +167,10 @@ def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
     except BaseException:
         os.rename(aside, out_dir)
         raise
-    _remove(aside)
-
-
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write one file (a JSON report, a sidecar) by temp file + rename: readers see the old or the new file, never half of one."""
-    path = Path(path)
-    parent = path.absolute().parent
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
-    except OSError as exc:
-        raise RftrtError(f"cannot write to {parent}: {exc.strerror}; choose another path") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        _remove(tmp)
-        if isinstance(exc, OSError):
-            raise RftrtError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    _fsync_dir(parent)
+    remove_path(aside)
 
 
 # --- verifying ----------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_manifest(bundle_dir: Path) -> dict:
@@ -277,7 +211,7 @@ def verify_bundle(bundle_dir: Path, *, ignore: Collection[str] = ()) -> BundleRe
         if not path.is_file():
             problems.append(f"{name} is missing")
             continue
-        size, sha = path.stat().st_size, _sha256(path)
+        size, sha = path.stat().st_size, sha256_file(path)
         if size != entry.get("size") or sha != entry.get("sha256"):
             problems.append(f"{name} has changed (sha256 {sha[:12]}…, manifest {str(entry.get('sha256'))[:12]}…)")
         records.append(BundleFile(name=name, size=size, sha256=sha))

@@ -32,8 +32,9 @@ import shlex
 
 from .. import __version__
 from ..errors import RftrtError
-from .build_spec import BatchProfile, BuildSpec
-from .targets import version_tag
+from ..targets.batch import BatchProfile
+from ..targets.tensorrt import version_tag
+from .build_spec import BuildSpec
 
 __all__ = ["trtexec_build_command", "trtexec_bench_command", "build_script"]
 

@@ -3,7 +3,7 @@
 The engine runs on the bundle's golden images (bundled photographs, preprocessed); its logits are
 compared with ``logits``, what ONNX Runtime computed on the CPU from the very ONNX the engine was
 built from, under a tolerance chosen by the bundle's precision
-(:data:`rftrt.export.validate.TOLERANCES`, where the reasons are written down):
+(:data:`rftrt.comparison.TOLERANCES`, where the reasons are written down):
 
 =========  =========  ==================================================================
 precision  tolerance  passes when
@@ -29,7 +29,6 @@ this bundle's ONNX, the batch is inside the engine's profile.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Callable
@@ -39,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from ..comparison import TOLERANCES, Comparison, compare
 from ..errors import RftrtError
-from ..export.validate import TOLERANCES, Comparison, compare
+from ..files import sha256_file
+from ..targets.tensorrt import release_of
 from .build_spec import BuildSpec
 from .builder import load_bundle_spec, sidecar_path
 from .runtime import EngineRunner, check_batch, check_plan_file, import_tensorrt, installed_tensorrt_version
@@ -56,7 +57,7 @@ __all__ = [
     "verify_engine",
 ]
 
-#: The tolerance kind (a key of rftrt.export.validate.TOLERANCES) for an engine of each precision.
+#: The tolerance kind (a key of rftrt.comparison.TOLERANCES) for an engine of each precision.
 ENGINE_TOLERANCE = {"fp32": "tf32", "fp16": "fp16", "int8": "int8"}
 _GOLDEN = "golden.npz"
 _GOLDEN_KEYS = ("images", "logits", "logits_fp32")
@@ -239,16 +240,12 @@ def read_sidecar(engine: Path) -> dict | None:
     return data
 
 
-def _major_minor(version: str) -> str:
-    return ".".join(str(version).split(".")[:2])
-
-
 def check_sidecar(sidecar: dict, *, installed: str | None, onnx_sha256: str | None, bundle: str = "BUNDLE") -> None:
     """Refuse an engine built by another TensorRT release, or from another ONNX than the bundle's."""
     built = str(sidecar.get("tensorrt", {}).get("version", ""))
-    if installed is not None and built and _major_minor(built) != _major_minor(installed):
+    if installed is not None and built and release_of(built) != release_of(installed):
         raise RftrtError(
-            f"engine built with TensorRT {_major_minor(built)}, this is TensorRT {_major_minor(installed)}: "
+            f"engine built with TensorRT {release_of(built)}, this is TensorRT {release_of(installed)}: "
             f"engines do not carry over between TensorRT versions; rebuild it here with rf-build {bundle}"
         )
     recorded = sidecar.get("onnx_sha256")
@@ -257,14 +254,6 @@ def check_sidecar(sidecar: dict, *, installed: str | None, onnx_sha256: str | No
             f"the engine was built from another ONNX (sha256 {str(recorded)[:12]}…) than {bundle}'s "
             f"(sha256 {onnx_sha256[:12]}…); verify it against the bundle it was built from"
         )
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_engine(
@@ -289,7 +278,7 @@ def verify_engine(
         b = sidecar.get("batch", {})
         if isinstance(b.get("min"), int) and isinstance(b.get("max"), int):
             check_batch(batch, (b["min"], b["max"]))
-        check_sidecar(sidecar, installed=None, onnx_sha256=_sha256_file(bundle_dir / spec.onnx), bundle=str(bundle_dir))
+        check_sidecar(sidecar, installed=None, onnx_sha256=sha256_file(bundle_dir / spec.onnx), bundle=str(bundle_dir))
     trt = import_tensorrt("rf-verify", f"{spec.target} with TensorRT {spec.tensorrt_version}")
     installed = installed_tensorrt_version(trt)
     if sidecar is not None:

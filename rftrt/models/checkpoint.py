@@ -10,7 +10,6 @@ does not have; those keys are reported as unused.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import RftrtError
+from ..files import sha256_file
 
 __all__ = ["LoadReport", "load_weights", "read_state_dict", "timm_to_official", "official_to_timm"]
 
@@ -79,14 +79,6 @@ def timm_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 def official_to_timm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an official state dict to timm's keys (order kept)."""
     return {_rename(k, _OFFICIAL_TO_TIMM): v for k, v in state_dict.items()}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -159,4 +151,4 @@ def load_weights(model: nn.Module, path: str | Path) -> LoadReport:
             + "; ".join(mismatches[:3])
         )
     model.load_state_dict(checked, strict=True)
-    return LoadReport(source=source, path=str(path), sha256=_sha256(path), unused_keys=unused)
+    return LoadReport(source=source, path=str(path), sha256=sha256_file(path), unused_keys=unused)

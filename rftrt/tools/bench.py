@@ -491,15 +491,17 @@ def collect_environment(threads: dict[str, Any] | None = None) -> Environment:
 def _export_onnx_file(name: str, resolution: int, precision: str, folder: Path, seed: int) -> Path:
     """The ONNX ``rf-export`` would deploy for ``name`` (after the passes; FP16: the typed rendering
     of the precision plan, graph I/O FP32), written to ``folder``."""
-    from .inspect import export_and_pass
+    import torch
 
-    exported = export_and_pass(name, resolution, precision, seed=seed)
-    model = exported.after
+    from ..export.prepare import export_and_pass
+    from ..models import create
+    from ..precision.plan import plan_on_photographs
+    from ..precision.render import render_fp16
+
+    torch.manual_seed(seed)
+    model = export_and_pass(create(name, resolution), resolution, precision).passed
     if precision == "fp16":
-        from ..export.precision import render_fp16
-        from .inspect import _plan
-
-        model = render_fp16(model, set(_plan(model, resolution).fp32_nodes))
+        model = render_fp16(model, set(plan_on_photographs(model, resolution).fp32_nodes))
     path = folder / f"{name}-r{resolution}-{precision}.onnx"
     path.write_bytes(model.SerializeToString())
     return path
@@ -1030,7 +1032,7 @@ class EngineInfo:
         machine = machine or platform.machine()
         target = None
         if self.target is not None:
-            from ..engines.targets import load_target
+            from ..targets.profiles import load_target
 
             try:
                 target = load_target(self.target)
@@ -1114,7 +1116,7 @@ class TrtBackend(Backend):
         return ", ".join(_nvidia_smi()[0]) or "CUDA GPU"
 
     def measure(self, models, resolution, batches, precision, settings, progress):
-        from ..engines.runtime import EngineRunner, installed_tensorrt_version, import_tensorrt
+        from ..engines.runtime import EngineRunner, import_tensorrt, installed_tensorrt_version
 
         include = self.copies(settings) == "include"
         samples: dict[str, dict[int, list[list[float]]]] = {name: {} for name in models}

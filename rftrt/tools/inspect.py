@@ -37,21 +37,19 @@ import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from .._data import load_toml
 from ..errors import RftrtError
+from ..targets.hardware import Hardware, hardware
 
 __all__ = [
     "ComplexityReport",
     "DlaPrediction",
     "ExportedModel",
-    "Hardware",
     "InspectReport",
     "NodePlacement",
     "OFFICIAL_STAGE_PARAMS",
@@ -65,9 +63,7 @@ __all__ = [
     "export_and_pass",
     "format_inspect",
     "graph_macs",
-    "hardware",
     "inspect_model",
-    "list_hardware",
     "memory_traffic",
     "op_histogram",
     "predict_dla",
@@ -136,13 +132,6 @@ class ExportedModel:
     torch_model: Any = None
 
 
-def _blocks(model: Any) -> tuple[int, int]:
-    from ..models import LiteMLA, ReduceAttention
-
-    modules = list(model.modules())
-    return sum(isinstance(m, ReduceAttention) for m in modules), sum(isinstance(m, LiteMLA) for m in modules)
-
-
 def _onnx_resolution(model: onnx.ModelProto) -> int | None:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) == 4 and dims[2].HasField("dim_value") and dims[2].dim_value == dims[3].dim_value:
@@ -162,23 +151,18 @@ def export_and_pass(
     import torch
 
     from ..export.onnx_export import export_onnx
-    from ..export.passes import run_pass, to_graph, to_model
-    from ..export.passes.cleanup import cleanup
-    from ..export.passes.fp16_safety import make_attention_fp16_safe
-    from ..export.passes.litemla import rewrite_litemla_padded_ones
-    from ..export.passes.reduce_attention import canonicalize_reduce_attention
-    from ..export.validate import ort_session  # noqa: F401 - quiets ONNX Runtime, which constant folding runs
+    from ..export.prepare import attention_blocks, run_passes
     from ..models import check_resolution, create
 
     if precision not in ("fp32", "fp16"):
         raise RftrtError(f"precision {precision!r} not supported here; use fp32 or fp16")
     check_resolution(resolution)
     torch_model = None
-    reduce_blocks = litemla_blocks = None
+    blocks = None
     if name is not None:
         torch.manual_seed(seed)
         torch_model = create(name, resolution)
-        reduce_blocks, litemla_blocks = _blocks(torch_model)
+        blocks = attention_blocks(torch_model)
     if onnx_model is None:
         if torch_model is None:
             raise RftrtError("give a model name (--model) or an ONNX file (--onnx)")
@@ -188,13 +172,7 @@ def export_and_pass(
         if found is not None and found != resolution:
             raise RftrtError(f"the ONNX takes {found}×{found} images but --resolution is {resolution}; pass --resolution {found}")
         before = onnx_model
-    graph = to_graph(before)
-    steps = [(cleanup, None), (canonicalize_reduce_attention, reduce_blocks), (rewrite_litemla_padded_ones, litemla_blocks)]
-    if precision == "fp16":
-        total = None if reduce_blocks is None else reduce_blocks + litemla_blocks
-        steps.append((make_attention_fp16_safe, total))
-    reports = [run_pass(graph, fn, expected) for fn, expected in steps]
-    after = to_model(graph, before)
+    after, reports = run_passes(before, precision, blocks)
     return ExportedModel(name, resolution, precision, before, after, reports, torch_model)
 
 
@@ -493,49 +471,6 @@ def _fused_away(producer: gs.Node, tensor: gs.Tensor) -> bool:
 
 
 @dataclass(frozen=True)
-class Hardware:
-    key: str
-    name: str
-    memory_gb_s: float
-    fp16_dense_tflops: float
-    sources: tuple[str, ...]
-    derivation: str = ""
-    notes: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@lru_cache(maxsize=1)
-def _hardware_table() -> dict[str, Hardware]:
-    raw = load_toml("rftrt.tools", "hardware.toml")["gpus"]
-    return {
-        key: Hardware(
-            key=key,
-            name=entry["name"],
-            memory_gb_s=float(entry["memory_gb_s"]),
-            fp16_dense_tflops=float(entry["fp16_dense_tflops"]),
-            sources=tuple(entry["sources"]),
-            derivation=entry.get("derivation", ""),
-            notes=entry.get("notes", ""),
-        )
-        for key, entry in raw.items()
-    }
-
-
-def list_hardware() -> list[str]:
-    return list(_hardware_table())
-
-
-def hardware(key: str) -> Hardware:
-    """The ``hardware.toml`` entry ``key``; an unknown key is an error that lists the known ones."""
-    try:
-        return _hardware_table()[key.lower()]
-    except KeyError:
-        raise RftrtError(f"unknown GPU {key!r}; known: {', '.join(list_hardware())}") from None
-
-
-@dataclass(frozen=True)
 class TimeFloor:
     """The roofline floor per image: max(bytes / bandwidth, 2·MACs / FP16 rate)."""
 
@@ -817,15 +752,6 @@ class InspectReport:
         }
 
 
-def _plan(after: onnx.ModelProto, resolution: int) -> Any:
-    """The precision plan of ``after``, its ranges measured on the bundled photographs (as rf-export)."""
-    from ..calibration.images import Preprocess, load_batch, sample_image_paths
-    from ..export.precision import plan_precision
-
-    photos = load_batch(sample_image_paths(), Preprocess.for_resolution(resolution))
-    return plan_precision(after, photos, f"{len(photos)} bundled photographs")
-
-
 def inspect_model(
     name: str | None,
     resolution: int = 224,
@@ -836,10 +762,12 @@ def inspect_model(
     batches: tuple[int, ...] = (1, 8, 32),
 ) -> InspectReport:
     """Everything ``rf-inspect`` prints, as data."""
+    from ..precision.plan import plan_on_photographs
+
     hw = [hardware(g) for g in gpus]
     tgt = None
     if target is not None:
-        from ..engines.targets import load_target
+        from ..targets.profiles import load_target
 
         tgt = load_target(target)
     if onnx_model is not None and name is None:
@@ -858,7 +786,7 @@ def inspect_model(
     else:
         macs = graph_macs(exported.after)
         notes.append("no model name (not given, not in the ONNX metadata): parameters per stage not counted; MACs from the graph")
-    plan = _plan(exported.after, resolution) if precision == "fp16" else None
+    plan = plan_on_photographs(exported.after, resolution) if precision == "fp16" else None
     reasons: dict[str, str] = dict(plan.reasons) if plan else {}
     traffic = memory_traffic(exported.after, precision, set(reasons) if plan else None)
     floors = [time_floor(traffic, macs, g, b, fused) for g in hw for b in batches for fused in (False, True)]
@@ -868,7 +796,7 @@ def inspect_model(
             graph = _shaped_graph(exported.after)
             if plan is not None and not tgt.strongly_typed:
                 # weakly typed builds pin compute layers only; data movement follows its neighbours' types
-                pinned = set(plan.weakly_typed_layers(graph))
+                pinned = set(plan.weakly_typed_layers(exported.after))
                 reasons = {k: v for k, v in reasons.items() if k in pinned}
             dla = predict_dla(graph, precision, reasons, tgt.name)
             dla.notes.insert(0, f"TensorRT {tgt.release.version} ({tgt.release.dialect}ly typed) on {tgt.display}")
@@ -961,7 +889,7 @@ def format_inspect(report: InspectReport, nodes: bool = True) -> str:
         render_table(["GPU", "GB/s", "FP16 TFLOPS", "batch", "floor µs unfused", "floor µs fused", "compute µs", "bound", "img/s ceiling (fused)"], rows)
     )
     out += [f"- {g.key}: {g.name}" + (f". {g.notes}" if g.notes else "") for g in r.hardware]
-    out.append("Figures and their sources: rftrt/tools/hardware.toml. A measured time divided into the floor gives the fraction of the limit reached.")
+    out.append("Figures and their sources: rftrt/targets/hardware.toml. A measured time divided into the floor gives the fraction of the limit reached.")
     if r.dla is not None:
         d = r.dla
         out += ["", f"## DLA placement on {d.target}: {d.label}", ""]

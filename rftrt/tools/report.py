@@ -229,7 +229,7 @@ def write_outputs(
     """Write whichever of the JSON, Markdown and PNG outputs are asked for; returns their paths."""
     import json
 
-    from ..engines.bundle import write_file_atomic
+    from ..files import write_file_atomic
 
     written = []
     if plot_path:

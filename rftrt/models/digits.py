@@ -1,14 +1,6 @@
-"""A reduced ReduceFormer trained on scikit-learn's ``digits``: a model that really learned something,
-so that INT8 accuracy can be measured without downloadable weights.
+"""A reduced ReduceFormer trained on scikit-learn's ``digits`` (:mod:`rftrt.data.digits`): a model
+that really learned something, so that INT8 accuracy can be measured without downloadable weights.
 
-- **Data.** ``sklearn.datasets.load_digits``: 1797 labelled 8×8 greyscale digits (values 0–16). Each
-  becomes an 8-bit image (``round(v · 255 / 16)``), upsampled to :data:`RESOLUTION`² with Pillow's
-  bicubic filter and converted to RGB, then normalised exactly as
-  :class:`~rftrt.calibration.images.Preprocess` does (ImageNet mean/std). Written out as PNG files
-  (:func:`write_image_folder`) and read back through ``Preprocess``, they give the same arrays, so the
-  folder-based tools (``rf-calib --calib-dir``, ``rf-eval --data``) see the same inputs as training.
-- **Split.** Fixed: ``train_test_split(test_size=0.3, random_state=0, stratify=labels)``, 1257 training
-  and 540 held-out images.
 - **Model.** :class:`DigitsReduceFormer`: ReduceFormer-B's blocks (conv stem + DSConv, MBConv stages,
   ReduceFormer attention + MBConv blocks in stages 3–4, the B-series head) at smaller widths
   (:data:`DIGITS_ARCH`). At 64² the attention stages run on 4×4 and 2×2 token maps. It subclasses
@@ -25,47 +17,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
-from PIL import Image
 from torch import nn
 
+from ..data.digits import NUM_CLASSES, RESOLUTION, SPLIT, DigitsData, normalised_black
 from ..errors import RftrtError
-from ..models.efficientvit import ArchConfig, Backbone, ClsHead, EfficientViTCls
-from ..models.layers import ReduceAttention
-from .images import IMAGENET_MEAN, IMAGENET_STD
+from .efficientvit import ArchConfig, Backbone, ClsHead, EfficientViTCls
+from .layers import ReduceAttention
 
 __all__ = [
     "DIGITS_ARCH",
-    "RESOLUTION",
     "CHECKPOINT",
     "DigitsReduceFormer",
-    "DigitsData",
-    "load_digits_data",
-    "digit_image",
-    "write_image_folder",
     "train",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",
     "checkpoint_path",
-    "fp32_onnx",
 ]
 
 #: ReduceFormer-B blocks at digits-sized widths: stem 8, stages 16/24/32/48, head dim 8, head 96→96.
 DIGITS_ARCH = ArchConfig(widths=(8, 16, 24, 32, 48), depths=(1, 1, 1, 1, 1), head_dim=8, head_widths=(96, 96))
-RESOLUTION = 64
-NUM_CLASSES = 10
 CHECKPOINT = "digits_rf.pt"
-_SPLIT = {"test_size": 0.3, "random_state": 0}
 _SHIFT = 2
-_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
-_STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 3, 1, 1)
 
 
 class DigitsReduceFormer(EfficientViTCls):
@@ -80,67 +59,11 @@ class DigitsReduceFormer(EfficientViTCls):
         self.head = ClsHead(self.backbone.out_channels, arch.head_widths, num_classes)
 
 
-@dataclass
-class DigitsData:
-    """The fixed split as normalised NCHW float32 arrays, and the uint8 RGB images behind them."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    train_pixels: np.ndarray  # (N, H, W, 3) uint8
-    test_pixels: np.ndarray
-
-
-def digit_image(values: np.ndarray, resolution: int = RESOLUTION) -> Image.Image:
-    """One 8×8 digit (values 0–16) as an RGB ``resolution``² image (bicubic upsampling)."""
-    grey = np.clip(np.rint(np.asarray(values, dtype=np.float64).reshape(8, 8) * 255.0 / 16.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, mode="L").resize((resolution, resolution), Image.Resampling.BICUBIC).convert("RGB")
-
-
-def _normalise(pixels: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 → (N, 3, H, W) float32, as ``Preprocess`` computes it."""
-    chw = pixels.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
-    return np.ascontiguousarray((chw - _MEAN) / _STD, dtype=np.float32)
-
-
-def load_digits_data(resolution: int = RESOLUTION) -> DigitsData:
-    """scikit-learn's digits, upsampled, in the fixed split (needs scikit-learn: the ``test`` extra)."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise RftrtError("the digits data needs scikit-learn: pip install 'rftrt[test]' (or scikit-learn)") from None
-    digits = load_digits()
-    pixels = np.stack([np.asarray(digit_image(v, resolution)) for v in digits.data])
-    labels = digits.target.astype(np.int64)
-    train_idx, test_idx = train_test_split(np.arange(len(labels)), stratify=labels, **_SPLIT)
-    return DigitsData(
-        train_images=_normalise(pixels[train_idx]),
-        train_labels=labels[train_idx],
-        test_images=_normalise(pixels[test_idx]),
-        test_labels=labels[test_idx],
-        train_pixels=pixels[train_idx],
-        test_pixels=pixels[test_idx],
-    )
-
-
-def write_image_folder(pixels: np.ndarray, labels: np.ndarray, directory: str | Path, limit: int | None = None) -> Path:
-    """Write images as ``directory/<label>/<index>.png`` (an ImageNet-style folder, 10 classes)."""
-    directory = Path(directory)
-    count = len(pixels) if limit is None else min(limit, len(pixels))
-    for index in range(count):
-        folder = directory / str(int(labels[index]))
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels[index]).save(folder / f"{index:04d}.png")
-    return directory
-
-
 def _shifted(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random translations of up to ``_SHIFT`` pixels (background fill: normalised black)."""
     n, c, h, w = images.shape
     pad = _SHIFT
-    background = torch.from_numpy(((0.0 - _MEAN) / _STD).astype(np.float32))
+    background = torch.from_numpy(normalised_black())
     canvas = background.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
     canvas[:, :, pad : pad + h, pad : pad + w] = images
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).tolist()
@@ -216,7 +139,7 @@ def save_checkpoint(model: DigitsReduceFormer, summary: dict, path: str | Path, 
             "arch": asdict(DIGITS_ARCH),
             "resolution": resolution,
             "num_classes": NUM_CLASSES,
-            "split": dict(_SPLIT),
+            "split": dict(SPLIT),
             "training": dict(summary),
         },
         path,
@@ -236,32 +159,3 @@ def load_checkpoint(path: str | Path | None = None) -> DigitsReduceFormer:
     model.training_summary = data.get("training", {})
     model.resolution = int(data["resolution"])
     return model.eval()
-
-
-def fp32_onnx(
-    model: DigitsReduceFormer | None = None, resolution: int | None = None, opset: int = 17, static_batch: int | None = None
-) -> onnx.ModelProto:
-    """The digits model as the FP32 ONNX an ``rf-export --fp16``/``--int8`` bundle ships: exported
-    with a dynamic batch (or ``static_batch``), then the export passes (cleanup, canonical
-    ReduceFormer cores, FP16-safe attention), each held to the model's block count."""
-    from ..export.onnx_export import export_onnx
-    from ..export.passes import run_pass, to_graph, to_model
-    from ..export.passes.cleanup import cleanup
-    from ..export.passes.fp16_safety import make_attention_fp16_safe
-    from ..export.passes.reduce_attention import canonicalize_reduce_attention
-
-    model = load_checkpoint() if model is None else model
-    resolution = resolution or getattr(model, "resolution", RESOLUTION)
-    cores = sum(isinstance(m, ReduceAttention) for m in model.modules())
-    exported = export_onnx(
-        model,
-        resolution,
-        opset=opset,
-        dynamic_batch=static_batch is None,
-        batch=static_batch or 1,
-        metadata={"model": "rf_digits", "resolution": str(resolution)},
-    )
-    graph = to_graph(exported)
-    for fn, expected in ((cleanup, None), (canonicalize_reduce_attention, cores), (make_attention_fp16_safe, cores)):
-        run_pass(graph, fn, expected)
-    return to_model(graph, exported)

@@ -7,7 +7,7 @@ The format (``docs/platforms.md`` §5; NVIDIA's qdq-translator writes the same):
     /backbone/input_stem/op_list.0/act/HardSwish_output_0: 3d8f5c29
 
 - the header is ``TRT-<version>-<algorithm>``; the version is TensorRT's number
-  (:func:`~rftrt.engines.targets.version_tag`: 8.6 → 8600, 10.3 → 100300). TensorRT skips a cache
+  (:func:`~rftrt.targets.tensorrt.version_tag`: 8.6 → 8600, 10.3 → 100300). TensorRT skips a cache
   whose header does not match the version and calibrator reading it, and then recalibrates;
 - one ``<tensor name>: <scale>`` line per tensor, the scale ``amax / 127`` written as the 8 hex
   digits of its IEEE-754 float32 bits, big-endian (the way TensorRT prints them: ``%08x`` of the bits);
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from ..engines.targets import version_tag
 from ..errors import RftrtError
+from ..targets.tensorrt import version_tag
 
 __all__ = [
     "ALGORITHMS",

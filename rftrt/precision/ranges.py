@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 
 from ..errors import RftrtError
+from ..export.onnxrt import ort_session
 
 __all__ = [
     "METHODS",
@@ -248,17 +249,6 @@ class AbsHistogram:
 # --- collection ---------------------------------------------------------------------------------
 
 
-def _session(model: onnx.ModelProto, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads
-    # ORT's worker threads otherwise spin between runs and slow the histogram work in this thread.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
 def _probe_model(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
     """``model`` with every tensor in ``tensors`` as a graph output, typed and shaped."""
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -350,7 +340,7 @@ def collect_ranges(
     if not tensors:
         raise RftrtError("no tensors to calibrate")
     start = time.perf_counter()
-    session = _session(_probe_model(model, tensors), threads)
+    session = ort_session(_probe_model(model, tensors), threads, spinning=False)
     graph_input = session.get_inputs()[0]
     batch_dim = graph_input.shape[0] if graph_input.shape else None
     histograms = {name: AbsHistogram(num_bins) for name in tensors} if method != "minmax" else {}

@@ -2,9 +2,9 @@
 
 This is the library entry point behind ``rf-calib`` and ``rf-export --int8``::
 
-    from rftrt.calibration.int8 import calibrate
-    from rftrt.calibration.data import ImageSource
-    from rftrt.calibration.images import Preprocess
+    from rftrt.precision.int8 import calibrate
+    from rftrt.data.sources import ImageSource
+    from rftrt.data.images import Preprocess
 
     source = ImageSource.from_folder("val/", Preprocess.for_resolution(224), count=512)
     result = calibrate(fp32_model, source, target=load_target("orin"), plan=plan)
@@ -14,14 +14,14 @@ This is the library entry point behind ``rf-calib`` and ``rf-export --int8``::
 
 ``fp32_model`` must be the FP32 ONNX *after* the export passes: it is what a weakly typed bundle
 ships, and the cache's keys are its tensor names. ``plan`` is the FP16 precision plan of that model
-(:func:`~rftrt.export.precision.plan_precision`); without one it is computed here from the first
+(:func:`~rftrt.precision.plan.plan_precision`); without one it is computed here from the first
 eight calibration images. Its FP32 islands (attention cores, LayerNorm, out-of-range nodes) get no
 Q/DQ, no cache entries inside, and stay FP32 in the typed rendering; everything else not in INT8 runs
 FP16 (``--int8 --fp16`` on weakly typed builds, FP16 tensors in the typed ONNX).
 
 Checks done before returning: the cache is parsed back and every scale matches its range (float32
 rounding); the Q/DQ ONNX (and the typed one) run on ONNX Runtime on the first calibration images and
-are compared with the FP32 ONNX under :data:`~rftrt.calibration.accuracy.INT8_TOLERANCE`
+are compared with the FP32 ONNX under :data:`~rftrt.comparison.INT8_TOLERANCE`
 (``result.checks``; a failed check is reported, not raised: the caller decides).
 """
 
@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..engines.targets import Target
+from ..comparison import Comparison, compare_int8
+from ..data.sources import ArraySource, ImageSource, Progress
 from ..errors import RftrtError
-from ..export.precision import RANGE_LIMIT, PrecisionPlan, plan_precision
-from ..export.validate import Comparison
-from .accuracy import compare_int8, onnx_logits
+from ..export.onnxrt import onnx_logits
+from ..targets.profiles import Target
 from .cache import ALGORITHMS, DEFAULT_ALGORITHM, cache_tensors, check_cache_names, parse_cache, write_cache
-from .data import ArraySource, ImageSource, Progress
+from .plan import RANGE_LIMIT, PrecisionPlan, plan_precision
 from .qdq import QdqReport, insert_qdq, qdq_tensors, render_typed
 from .ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, NUM_BINS, Ranges, collect_ranges
 from .store import CalibrationKey, CalibrationStore, make_record, model_sha256
@@ -245,7 +245,7 @@ def calibrate(
     ``trt_version`` is the full TensorRT version for the cache header (default: the target's
     release, e.g. 8.6 → ``TRT-8600-…``); ``formats`` defaults to what the target's dialect takes
     (weak: cache and Q/DQ; strong: Q/DQ). With a ``store``, a calibration of the same ONNX, data and
-    method is reused, and a stale one refused (:class:`~rftrt.calibration.store.CalibrationStore`).
+    method is reused, and a stale one refused (:class:`~rftrt.precision.store.CalibrationStore`).
     """
     if method not in METHODS:
         raise RftrtError(f"unknown calibration method {method!r}; available: {', '.join(METHODS)}")

@@ -1,6 +1,6 @@
 """Deployment targets: which GPU, which TensorRT, which dialect, which builder settings.
 
-One TOML file per target lives in ``target_profiles/`` beside this module (``orin``, ``jetson-orin``,
+One TOML file per target lives in ``profiles/`` beside this module (``orin``, ``jetson-orin``,
 ``l40``); each lists the TensorRT releases that platform ships, with the dialect (weakly or strongly
 typed), the highest ONNX opset its parser reads and whether DLA is available with it. Facts and their
 sources are in the files' comments and in ``docs/platforms.md``.
@@ -18,7 +18,8 @@ from typing import Any
 
 from .._data import load_toml
 from ..errors import RftrtError
-from .build_spec import BatchProfile
+from .batch import BatchProfile, check_batch, format_batch
+from .tensorrt import version_tag
 
 __all__ = [
     "TensorRTRelease",
@@ -27,13 +28,10 @@ __all__ = [
     "load_target",
     "format_targets_table",
     "format_target",
-    "format_batch",
-    "parse_batch",
-    "version_tag",
 ]
 
-_PACKAGE = "rftrt.engines"
-_FOLDER = "target_profiles"
+_PACKAGE = "rftrt.targets"
+_FOLDER = "profiles"
 _DIALECTS = ("weak", "strong")
 
 
@@ -85,22 +83,6 @@ class Target:
         return self.release.dialect == "strong"
 
 
-def version_tag(version: str) -> int:
-    """TensorRT's version number as trtexec and calibration caches write it.
-
-    8.x is major·1000 + minor·100 + patch (8.6.12 → 8612); 10.x and later major·10000 + minor·100 +
-    patch (10.3 → 100300). A missing patch counts as 0.
-    """
-    try:
-        parts = [int(p) for p in version.split(".")]
-    except ValueError:
-        raise RftrtError(f"TensorRT version {version!r} is not numeric; write it like 8.6 or 10.3") from None
-    if not 2 <= len(parts) <= 3:
-        raise RftrtError(f"TensorRT version {version!r} is not MAJOR.MINOR[.PATCH]; write it like 8.6 or 10.3")
-    major, minor, patch = (parts + [0])[:3]
-    return major * (1000 if major < 10 else 10000) + minor * 100 + patch
-
-
 # --- the profiles -------------------------------------------------------------------------------
 
 
@@ -133,7 +115,7 @@ def _parse_profile(name: str, raw: dict[str, Any]) -> Target:
     if len(chosen) != 1:
         raise ValueError(f"target profile {name}: default_release {default!r} is not one of its releases")
     batch = BatchProfile(**raw["batch"])
-    _check_batch(batch)
+    check_batch(batch)
     return Target(
         name=name,
         display=raw["display"],
@@ -192,7 +174,7 @@ def load_target(
 
     release = profile.release if trt_version is None else _pick_release(profile, trt_version)
     if batch is not None:
-        _check_batch(batch)
+        check_batch(batch)
     resolved_batch = batch or profile.batch
     notes: list[str] = []
 
@@ -231,39 +213,6 @@ def _check_dla(profile: Target, release: TensorRTRelease, dla_core: int) -> None
             f"DLA is not available with TensorRT {release.version} ({release.platform}) on {profile.name}; "
             f"use TensorRT {', '.join(f'{r.version} ({r.platform})' for r in with_dla) or 'none'}"
         )
-
-
-# --- batch profiles -----------------------------------------------------------------------------
-
-
-def _check_batch(batch: BatchProfile) -> BatchProfile:
-    values = (batch.min, batch.opt, batch.max)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise RftrtError(f"batch sizes must be integers, got {format_batch(batch)}")
-    if batch.min < 1:
-        raise RftrtError(f"batch sizes must be at least 1, got {format_batch(batch)}")
-    if not batch.min <= batch.opt <= batch.max:
-        raise RftrtError(f"batch {format_batch(batch)} must satisfy min <= opt <= max, e.g. 1:8:32")
-    return batch
-
-
-def parse_batch(text: str) -> BatchProfile:
-    """Read ``MIN:OPT:MAX`` (a dynamic batch, e.g. ``1:8:32``) or ``N`` (a static batch of N)."""
-    parts = text.strip().split(":")
-    if len(parts) not in (1, 3):
-        raise RftrtError(f"batch {text!r} is not MIN:OPT:MAX or N; e.g. 1:8:32 (dynamic) or 8 (static)")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise RftrtError(f"batch {text!r} has a part that is not an integer; e.g. 1:8:32 or 8") from None
-    if len(values) == 1:
-        values *= 3
-    return _check_batch(BatchProfile(*values))
-
-
-def format_batch(batch: BatchProfile) -> str:
-    """``1:8:32``, or ``8`` for a static batch: what :func:`parse_batch` reads back."""
-    return str(batch.opt) if batch.static else f"{batch.min}:{batch.opt}:{batch.max}"
 
 
 # --- printing -----------------------------------------------------------------------------------

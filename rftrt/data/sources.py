@@ -4,7 +4,7 @@ An :class:`ImageSource` is a folder of images (jpg/png/bmp/webp, any case, recur
 folder, the photographs bundled with rftrt, which make a smoke test and not a calibration set (a
 warning says so). Everything about it is deterministic:
 
-- the files are listed in sorted relative-path order (:func:`~rftrt.calibration.images.find_images`);
+- the files are listed in sorted relative-path order (:func:`~rftrt.data.images.find_images`);
 - ``count`` of them are picked evenly spaced over that order (index ``floor(i · total / count)``), so
   an ImageNet-style folder sorted by class contributes every class in proportion, with no random
   generator whose stream could change between numpy versions;
@@ -13,7 +13,7 @@ warning says so). Everything about it is deterministic:
 - fewer readable images than asked is a warning with the count; none at all is an error naming how
   many files were skipped and why.
 
-Preprocessing is :class:`~rftrt.calibration.images.Preprocess` (EfficientViT's evaluation transform:
+Preprocessing is :class:`~rftrt.data.images.Preprocess` (EfficientViT's evaluation transform:
 bicubic resize of the shorter side to ``ceil(resolution / crop_ratio)``, centre crop, ImageNet
 mean/std; crop ratio 0.95 at 224 and 1.0 elsewhere), so calibration sees what evaluation sees.
 

@@ -39,6 +39,7 @@ __all__ = [
     "find_images",
     "load_batch",
     "resize_shorter_side",
+    "bundled_photographs",
     "center_crop",
 ]
 
@@ -201,3 +202,9 @@ def load_batch(paths: Sequence[Path], preprocess: Preprocess) -> np.ndarray:
     if not paths:
         raise RftrtError("no image paths given to load")
     return np.stack([preprocess(load_image(path)) for path in paths])
+
+
+def bundled_photographs(resolution: int) -> np.ndarray:
+    """The bundled photographs, preprocessed for ``resolution``: what validation, the precision
+    plan and the golden data are measured on."""
+    return load_batch(sample_image_paths(), Preprocess.for_resolution(resolution))

@@ -19,7 +19,7 @@ Quantization": Q/DQ placement recommendations), restricted by the precision plan
   core → ``proj`` edge) is quantized as that Conv's input, after the island.
 
 :func:`render_typed` gives the strongly typed rendering (TensorRT 11, or 10.x ``--stronglyTyped``):
-the Q/DQ model through :func:`~rftrt.export.precision.render_fp16`, so everything left out of INT8 is
+the Q/DQ model through :func:`~rftrt.precision.render.render_fp16`, so everything left out of INT8 is
 FP16 except the FP32 islands, which keep Cast guards. FP16 Q/DQ scales need opset 19, so a lower
 opset is converted first (``onnx.version_converter``).
 """
@@ -36,8 +36,8 @@ import onnx_graphsurgeon as gs
 
 from ..errors import RftrtError
 from ..export.passes import to_graph, to_model
-from ..export.precision import render_fp16
 from .cache import QUANTIZABLE_OPS
+from .render import render_fp16
 
 __all__ = ["QdqReport", "qdq_tensors", "insert_qdq", "render_typed", "quantize_weight", "FP16_MIN_NORMAL"]
 

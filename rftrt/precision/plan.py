@@ -8,14 +8,7 @@ FP32 is kept for
 - any node whose output, measured with ONNX Runtime on real images, exceeds ``RANGE_LIMIT``, or
   whose weights FP16 cannot hold.
 
-Renderings:
-
-- weakly typed (TensorRT 8.6 / 10.x): the FP32 ONNX plus the names of the compute nodes to pin
-  (``layer.precision`` / ``--layerPrecisions``; the ONNX parser names layers after ONNX nodes). Pure
-  data movement (Reshape, Split) is not listed: TensorRT reformats at the boundary anyway;
-- strongly typed (TensorRT 11, or 10.x with ``--stronglyTyped``): an ONNX whose tensors are FP16,
-  with each FP32 island guarded by Cast nodes. The graph input and output stay FP32, so golden data
-  and callers are the same for both dialects.
+The plan is rendered for either dialect by :mod:`rftrt.precision.render`.
 """
 
 from __future__ import annotations
@@ -26,11 +19,12 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from .passes import to_graph, to_model
-from .passes.attention import find_attention_cores
-from .validate import ort_session
+from ..data.images import bundled_photographs
+from ..export.onnxrt import ort_session
+from ..export.passes import to_graph
+from ..export.passes.attention import find_attention_cores
 
-__all__ = ["PrecisionPlan", "plan_precision", "render_fp16", "measure_ranges", "RANGE_LIMIT"]
+__all__ = ["PrecisionPlan", "plan_precision", "plan_on_photographs", "measure_ranges", "is_float32", "RANGE_LIMIT", "FP16_MAX"]
 
 FP16_MAX = float(np.finfo(np.float16).max)
 #: Headroom of 4× under FP16's largest value: images not in the measurement set may go higher.
@@ -48,9 +42,9 @@ class PrecisionPlan:
     max_activation: float = 0.0
     measured_on: str = ""
 
-    def weakly_typed_layers(self, graph: gs.Graph) -> list[str]:
-        """The layer names to pin on a weakly typed build: the plan minus pure data movement."""
-        kinds = {n.name: n.op for n in graph.nodes}
+    def weakly_typed_layers(self, model: onnx.ModelProto) -> list[str]:
+        """The layer names to pin on a weakly typed build of ``model``: the plan minus pure data movement."""
+        kinds = {n.name: n.op_type for n in model.graph.node}
         return [name for name in self.fp32_nodes if kinds.get(name) not in _DATA_MOVEMENT]
 
     def summary(self) -> str:
@@ -113,7 +107,7 @@ def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str)
             continue
         peak = max((ranges.get(t.name, 0.0) for t in node.outputs), default=0.0)
         weight = max(
-            (float(np.max(np.abs(t.values))) for t in node.inputs if isinstance(t, gs.Constant) and _is_float32(t) and t.values.size),
+            (float(np.max(np.abs(t.values))) for t in node.inputs if isinstance(t, gs.Constant) and is_float32(t) and t.values.size),
             default=0.0,
         )
         if peak > RANGE_LIMIT:
@@ -125,65 +119,12 @@ def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str)
     return plan
 
 
-def _is_float32(tensor: gs.Tensor) -> bool:
+def is_float32(tensor: gs.Tensor) -> bool:
     return tensor.dtype is not None and np.dtype(tensor.dtype) == np.float32
 
 
-def render_fp16(model: onnx.ModelProto, fp32_nodes: set[str] | frozenset[str] = frozenset()) -> onnx.ModelProto:
-    """The strongly typed rendering: every float tensor FP16 except in ``fp32_nodes``, which get
-    Cast guards; graph inputs and outputs stay FP32. With no ``fp32_nodes`` this is the naive
-    all-FP16 conversion (kept for comparison: it is what breaks)."""
-    graph = to_graph(model).toposort()
-    half, single = np.float16, np.float32
-    precision: dict[int, type] = {id(t): single for t in graph.inputs}
-    casts: dict[tuple[int, type], gs.Variable] = {}
-    constants: dict[int, gs.Constant] = {}
-    new_nodes: list[gs.Node] = []
-
-    def cast(tensor: gs.Variable, to: type) -> gs.Variable:
-        key = (id(tensor), to)
-        if key not in casts:
-            suffix = "fp16" if to is half else "fp32"
-            out = gs.Variable(f"{tensor.name}/to_{suffix}", dtype=to, shape=tensor.shape)
-            to_enum = onnx.TensorProto.FLOAT16 if to is half else onnx.TensorProto.FLOAT
-            new_nodes.append(gs.Node("Cast", f"{tensor.name}/cast_{suffix}", {"to": to_enum}, [tensor], [out]))
-            casts[key] = out
-        return casts[key]
-
-    def half_constant(constant: gs.Constant) -> gs.Constant:
-        if id(constant) not in constants:
-            constants[id(constant)] = gs.Constant(f"{constant.name}/fp16", np.asarray(constant.values).astype(half))
-        return constants[id(constant)]
-
-    for node in list(graph.nodes):
-        want = single if node.name in fp32_nodes else half
-        inputs = []
-        for tensor in node.inputs:
-            if isinstance(tensor, gs.Constant):
-                inputs.append(half_constant(tensor) if want is half and _is_float32(tensor) else tensor)
-            elif id(tensor) in precision and precision[id(tensor)] is not want:
-                inputs.append(cast(tensor, want))
-            else:
-                inputs.append(tensor)
-        node.inputs = inputs
-        if node.op == "Cast" and want is half and node.attrs["to"] == onnx.TensorProto.FLOAT:
-            node.attrs["to"] = onnx.TensorProto.FLOAT16
-        for tensor in node.outputs:
-            if _is_float32(tensor):
-                tensor.dtype = want
-                precision[id(tensor)] = want
-    graph.nodes.extend(new_nodes)
-
-    outputs = []
-    for tensor in graph.outputs:
-        if precision.get(id(tensor)) is half:
-            name = tensor.name
-            tensor.name = f"{name}/fp16"
-            restored = gs.Variable(name, dtype=single, shape=tensor.shape)
-            graph.nodes.append(gs.Node("Cast", f"{name}/cast_fp32", {"to": onnx.TensorProto.FLOAT}, [tensor], [restored]))
-            outputs.append(restored)
-        else:
-            outputs.append(tensor)
-    graph.outputs = outputs
-    graph.cleanup().toposort()
-    return to_model(graph, model)
+def plan_on_photographs(model: onnx.ModelProto, resolution: int) -> PrecisionPlan:
+    """The plan of ``model`` with its ranges measured on the bundled photographs, as ``rf-export``
+    measures them."""
+    photos = bundled_photographs(resolution)
+    return plan_precision(model, photos, f"{len(photos)} bundled photographs")

@@ -1,7 +1,7 @@
 """Reusing a calibration, and refusing a stale one.
 
 A calibration directory holds ``calibration.json``: the sha256 of the FP32 ONNX it was measured on,
-the hash of the calibration data (:attr:`~rftrt.calibration.data.ImageSource.data_hash`: preprocessing,
+the hash of the calibration data (:attr:`~rftrt.data.sources.ImageSource.data_hash`: preprocessing,
 image count, and every listed file's path, size and mtime), the method and its settings, and the
 measured ranges. The cache and the Q/DQ ONNX are renderings of those ranges and are rewritten from
 them for any TensorRT version, so a target change needs no recalibration.
@@ -22,8 +22,8 @@ from pathlib import Path
 import onnx
 
 from .. import __version__
-from ..engines.bundle import write_file_atomic
 from ..errors import RftrtError
+from ..files import write_file_atomic
 from .ranges import Ranges
 
 __all__ = ["CalibrationStore", "CalibrationKey", "make_record", "record_bytes", "model_sha256", "RECORD"]

@@ -1,1 +1,0 @@
-"""INT8 calibration: image sources, activation ranges, TensorRT caches and Q/DQ."""

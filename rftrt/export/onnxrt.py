@@ -1,0 +1,50 @@
+"""Running ONNX models on ONNX Runtime's CPU provider: the reference runtime of every check before
+a model reaches a device (ORT rounds every FP16 tensor, so FP16 overflow shows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+__all__ = ["ort_session", "run_onnx", "onnx_logits"]
+
+# ONNX Runtime's optimiser logs harmless notes (e.g. an Unsqueeze it cannot remove) at warning level.
+ort.set_default_logger_severity(3)
+
+
+def ort_session(model: onnx.ModelProto, threads: int = 2, spinning: bool = True) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with warnings off (its optimiser reports harmless rewrites).
+    ``spinning=False`` stops ORT's worker threads spinning between runs, which would slow other work
+    in the calling thread (the calibration's histograms)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: onnx.ModelProto, batches: dict[str, np.ndarray], threads: int = 2) -> dict[str, np.ndarray]:
+    """Run ``model`` on each named batch with one ONNX Runtime CPU session."""
+    session = ort_session(model, threads)
+    name = session.get_inputs()[0].name
+    return {key: session.run(None, {name: images})[0] for key, images in batches.items()}
+
+
+def onnx_logits(model: onnx.ModelProto, images: np.ndarray, batch: int = 64, threads: int = 2) -> np.ndarray:
+    """The first output of ``model`` on ``images`` (ONNX Runtime, CPU), in batches; a static-batch
+    model gets its own batch size, the last chunk padded."""
+    session = ort_session(model, threads)
+    name = session.get_inputs()[0].name
+    static = session.get_inputs()[0].shape[0]
+    if isinstance(static, int):
+        batch = static
+    outs = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        n = len(chunk)
+        if isinstance(static, int) and n < static:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - n, axis=0)])
+        outs.append(session.run(None, {name: np.ascontiguousarray(chunk)})[0][:n])
+    return np.concatenate(outs)

@@ -1,0 +1,90 @@
+"""Writing files so that readers never see half of one, and hashing them.
+
+A leaf module (standard library only) that every stage shares: reports, sidecars, bundles and
+calibration records are all written through :func:`write_file_atomic` or the same primitives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import RftrtError
+
+__all__ = ["write_file_atomic", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
+
+_CHUNK = 1 << 20
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (new files, a rename) durable; not every filesystem allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_durable(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path``, flushed to disk, with permissions ``mode``."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(path, mode)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a directory tree; nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write one file (a JSON report, a sidecar) by temp file + rename: readers see the old or the new file, never half of one."""
+    path = Path(path)
+    parent = path.absolute().parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=parent)
+    except OSError as exc:
+        raise RftrtError(f"cannot write to {parent}: {exc.strerror}; choose another path") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        remove_path(tmp)
+        if isinstance(exc, OSError):
+            raise RftrtError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    fsync_dir(parent)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks (engines and checkpoints are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,135 @@
+"""The files of an ``rf-export`` bundle: the build specification, the golden data, the README and
+the versions that made them. Everything here is a pure function of the run's results, so the same
+inputs give the same bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import zipfile
+from importlib import metadata
+
+import numpy as np
+
+from .. import __version__
+from ..comparison import Comparison
+from ..engines.build_spec import BuildSpec
+from ..engines.trtexec import build_script
+from ..precision.plan import PrecisionPlan
+from ..precision.store import record_bytes
+from ..targets.profiles import Target
+
+__all__ = ["CALIBRATION_CACHE", "versions", "npz_bytes", "golden_images", "bundle_readme", "bundle_files"]
+
+CALIBRATION_CACHE = "calibration.cache"
+
+
+def versions() -> dict[str, str]:
+    """The versions of what produced a bundle (its manifest records them)."""
+    found = {"rftrt": __version__, "python": platform.python_version()}
+    for dist in ("torch", "onnx", "onnxruntime", "onnx-graphsurgeon", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (what ``np.load`` reads) without the wall-clock timestamps ``np.savez`` stores,
+    so identical data gives identical bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            array_buffer = io.BytesIO()
+            np.lib.format.write_array(array_buffer, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            archive.writestr(info, array_buffer.getvalue())
+    return buffer.getvalue()
+
+
+def golden_images(photos: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` photographs (cycled if fewer are bundled): the bundle's golden input."""
+    return photos[np.arange(batch) % len(photos)]
+
+
+def _file_rows(spec: BuildSpec, plan: PrecisionPlan | None) -> list[str]:
+    typed = "typed (the ONNX carries every precision)" if spec.dialect == "strong" else "FP32; precision comes from builder flags"
+    return [
+        "| file | what |",
+        "|---|---|",
+        f"| `{spec.onnx}` | the network, {typed} |",
+        "| `build.json` | the build specification: target, TensorRT release and dialect, shapes, precision plan, DLA |",
+        "| `build.sh` | the equivalent trtexec command lines |",
+        "| `golden.npz` | `images` (preprocessed bundled photographs) and ONNX Runtime reference logits: `logits_fp32` (FP32 ONNX), `logits` (this bundle's ONNX) |",
+        *(["| `precision_plan.json` | which nodes stay FP32 and why |"] if plan else []),
+        *(["| `calibration.cache` | TensorRT INT8 calibration cache (implicit INT8, `--calib`) |"] if spec.calibration_cache else []),
+        *([f"| `{spec.model}.qdq.onnx` | the same network with explicit Q/DQ (TensorRT 10.x explicit quantization) |"] if spec.precision == "int8" and spec.dialect == "weak" else []),
+        *(["| `calibration.json` | how the INT8 ranges were measured (method, data hash, ranges) |"] if spec.precision == "int8" else []),
+        "| `manifest.json` | sha256 and size of every file, and the versions that produced them |",
+    ]
+
+
+def _dialect_line(spec: BuildSpec) -> str:
+    if spec.dialect == "strong":
+        how = "The ONNX carries every tensor's type; no precision flags are passed."
+    elif spec.precision != "fp32":
+        flags = "int8 --fp16 --calib=calibration.cache" if spec.precision == "int8" else "fp16"
+        how = (
+            f"The FP32 ONNX is built with `--{flags}` "
+            f"and {len(spec.fp32_layers)} layers pinned to FP32 (`--precisionConstraints=obey --layerPrecisions=…`)."
+        )
+    else:
+        how = "FP32 build."
+    return f"Dialect: **{'strongly' if spec.dialect == 'strong' else 'weakly'} typed**. " + how
+
+
+def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, comparisons: list[Comparison]) -> str:
+    lines = [
+        f"# {spec.model} r{spec.resolution} for {target.display} (TensorRT {spec.tensorrt_version}, {spec.precision})",
+        "",
+        "Written by `rf-export`. Build the engine on the target itself, with the TensorRT that will run it:",
+        "",
+        "```",
+        "bash build.sh            # trtexec build; prints the benchmark command",
+        "bash build.sh --bench    # build, then time it with trtexec",
+        "rf-build .               # or: build with rftrt (checks the manifest and TensorRT, writes a sidecar)",
+        "```",
+        "",
+        *_file_rows(spec, plan),
+        "",
+        _dialect_line(spec),
+        "",
+        f"Shapes: batch {spec.batch.min}:{spec.batch.opt}:{spec.batch.max} at {spec.resolution}×{spec.resolution}"
+        + (" (static)" if spec.batch.static else "")
+        + (f"; DLA core {spec.dla_core} with GPU fallback" if spec.dla_core is not None else "")
+        + ".",
+        "",
+    ]
+    if spec.notes:
+        lines += ["Notes:", ""] + [f"- {note}" for note in spec.notes] + [""]
+    lines += ["Validation on ONNX Runtime (CPU) before writing this bundle:", ""]
+    lines += [f"- {c.line()}" for c in comparisons]
+    return "\n".join(lines) + "\n"
+
+
+def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: dict[str, np.ndarray], plan: PrecisionPlan | None, comparisons: list[Comparison], calibration=None) -> dict[str, bytes]:
+    """Every file of the bundle but its manifest, by name."""
+    files = {
+        spec.onnx: deployed_onnx,
+        "build.json": spec.to_json().encode(),
+        "build.sh": build_script(spec).encode(),
+        "golden.npz": npz_bytes(golden),
+        "README.md": bundle_readme(spec, target, plan, comparisons).encode(),
+    }
+    if plan:
+        files["precision_plan.json"] = (json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n").encode()
+    if calibration is not None:
+        files["calibration.json"] = record_bytes(calibration.record)
+        if calibration.cache_text:
+            files[CALIBRATION_CACHE] = calibration.cache_text.encode()
+        if calibration.qdq_model is not None and not target.strongly_typed:
+            files[f"{spec.model}.qdq.onnx"] = calibration.qdq_model.SerializeToString()
+    return files
