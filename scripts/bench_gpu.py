@@ -24,7 +24,8 @@ from pathlib import Path
 from rftrt.errors import RftrtError
 from rftrt.targets.hardware import hardware_key_for_device
 from rftrt.tools.bench import BenchReport, Progress, backend, run_benchmark
-from rftrt.tools.report import bench_markdown, plot_throughput, render_table
+from rftrt.tools.report import bench_markdown, plot_throughput
+from rftrt.tools.tables import render_table
 
 GOAL = 1.35
 MODELS = ("rf_b1", "evit_b1")

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from rftrt.errors import RftrtError
 from rftrt.tools.bench import BenchReport, BenchSettings, Progress, run_benchmark
-from rftrt.tools.report import bench_markdown, plot_throughput, render_table
+from rftrt.tools.report import bench_markdown, plot_throughput
+from rftrt.tools.tables import render_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rftrt.errors import RftrtError
 from rftrt.tools.inspect import TRAFFIC_RULES, inspect_model
-from rftrt.tools.report import render_table
+from rftrt.tools.tables import render_table
 
 #: The paper's "Avg Mem BW (MB/image)" per (model, resolution); empty: not available to us.
 PAPER_MB_PER_IMAGE: dict[tuple[str, int], float] = {}

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import cli_error
 from PIL import Image
 
 from rftrt.cli.bench import bench_main
@@ -31,7 +32,8 @@ from rftrt.tools.bench import (
     run_benchmark,
     throughput,
 )
-from rftrt.tools.report import bench_markdown, format_bench, render_table, write_outputs
+from rftrt.tools.report import bench_markdown, format_bench, write_outputs
+from rftrt.tools.tables import render_table
 
 RES = 64
 
@@ -180,14 +182,7 @@ def test_paper_pairs_come_from_the_zoo():
 
 
 def _error(capsys, argv):
-    try:
-        code = bench_main(argv)
-    except SystemExit as exc:  # argparse's own errors exit from inside parse_args
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("rf-bench: error:")
-    return err
+    return cli_error(capsys, bench_main, argv, "rf-bench")
 
 
 def test_unknown_backend_lists_backends_and_available_ones(capsys):

@@ -7,13 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_verify import copy_bundle, exported_bundle, tensorrt_importable
+from helpers import copy_bundle, exported_bundle, one_line_error, process_error, run_cli, spec_for, tensorrt_importable
 
 from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.builder import (
@@ -35,39 +33,7 @@ from rftrt.engines.builder import (
 )
 from rftrt.errors import RftrtError
 from rftrt.targets.batch import BatchProfile
-from rftrt.targets.profiles import Target, load_target
-
-
-def spec_for(target: Target, precision: str = "fp16", **overrides) -> BuildSpec:
-    """The BuildSpec rf-export writes for a resolved target (as in test_trtexec.py)."""
-    fields = dict(
-        model="rf_b1",
-        resolution=224,
-        target=target.name,
-        tensorrt_version=target.release.version,
-        dialect=target.release.dialect,
-        onnx="rf_b1.onnx" if target.release.dialect == "weak" else "rf_b1.fp16.onnx",
-        input_name="images",
-        output_name="logits",
-        batch=target.batch,
-        precision=precision,
-        fp32_layers=("/s2/core/sum_k", "/s2/core/div") if target.release.dialect == "weak" and precision != "fp32" else (),
-        dla_core=target.dla_core,
-        workspace_mib=target.workspace_mib,
-        builder_optimization_level=target.builder_optimization_level,
-        engine="rf_b1.engine",
-        notes=target.notes,
-    )
-    fields.update(overrides)
-    return BuildSpec(**fields)
-
-
-def _message(fn, *args, **kwargs) -> str:
-    with pytest.raises(RftrtError) as info:
-        fn(*args, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
+from rftrt.targets.profiles import load_target
 
 # --- dialect paths --------------------------------------------------------------------------
 
@@ -88,11 +54,11 @@ def test_dialect_path(version, dialect, path):
 
 
 def test_dialect_paths_that_do_not_exist_are_refused():
-    assert "TensorRT 11 builds strongly typed networks only" in _message(dialect_path, "11.4", "weak")
-    assert "8.6 has no strongly typed networks" in _message(dialect_path, "8.6", "strong")
-    assert "TensorRT 8.5 is not one this builder knows" in _message(dialect_path, "8.5.2", "weak")
-    assert "TensorRT 12.0 is not one this builder knows" in _message(dialect_path, "12.0", "strong")
-    assert "not one of weak, strong" in _message(dialect_path, "10.3", "typed")
+    assert "TensorRT 11 builds strongly typed networks only" in one_line_error(dialect_path, "11.4", "weak")
+    assert "8.6 has no strongly typed networks" in one_line_error(dialect_path, "8.6", "strong")
+    assert "TensorRT 8.5 is not one this builder knows" in one_line_error(dialect_path, "8.5.2", "weak")
+    assert "TensorRT 12.0 is not one this builder knows" in one_line_error(dialect_path, "12.0", "strong")
+    assert "not one of weak, strong" in one_line_error(dialect_path, "10.3", "typed")
 
 
 # --- the plan: every decision as data -------------------------------------------------------
@@ -154,15 +120,15 @@ def test_plan_dla_is_static_with_gpu_fallback():
 
 def test_plan_dla_with_a_dynamic_batch_is_refused_clearly():
     spec = spec_for(load_target("orin"), dla_core=0)  # a hand-edited build.json: DLA but 1:8:32
-    message = _message(plan_build, spec)
+    message = one_line_error(plan_build, spec)
     assert message.startswith("DLA needs static shapes, but build.json's batch is dynamic (1:8:32)")
     assert "--dla 0" in message
 
 
 def test_plan_refuses_what_trtexec_would():
     target = load_target("orin", dla_core=0)
-    assert "DLA runs FP16 or INT8 only" in _message(plan_build, spec_for(target, precision="fp32"))
-    assert "strongly typed builds take no calibration cache" in _message(
+    assert "DLA runs FP16 or INT8 only" in one_line_error(plan_build, spec_for(target, precision="fp32"))
+    assert "strongly typed builds take no calibration cache" in one_line_error(
         plan_build, spec_for(load_target("l40"), precision="int8", calibration_cache="c.cache")
     )
 
@@ -185,7 +151,7 @@ def test_every_path_starts_with_a_builder_and_a_network_and_ends_with_build_save
 
 def test_a_bundle_for_another_release_names_the_rf_export_to_run():
     spec = spec_for(load_target("orin"))  # rf_b1, DRIVE Orin, TensorRT 8.6
-    message = _message(check_tensorrt_version, spec, "10.3.0.30")
+    message = one_line_error(check_tensorrt_version, spec, "10.3.0.30")
     assert message == (
         "bundle is for TensorRT 8.6 (weakly typed); this is TensorRT 10.3: "
         "run rf-export --model rf_b1 --fp16 --target jetson-orin --trt-version 10.3"
@@ -207,14 +173,14 @@ def test_the_suggestion_keeps_resolution_dla_and_batch():
 
 
 def test_a_release_no_target_offers_is_refused_with_what_is_offered():
-    message = _message(check_tensorrt_version, spec_for(load_target("l40")), "10.16.1.11")
+    message = one_line_error(check_tensorrt_version, spec_for(load_target("l40")), "10.16.1.11")
     assert message.startswith("bundle is for TensorRT 11.4 (strongly typed); this is TensorRT 10.16, which no target profile")
     assert "l40 offers TensorRT 11.4, 10.13" in message
 
 
 def test_the_real_bundle_suggests_its_resolution():
     spec = load_bundle_spec(exported_bundle("orin"))
-    assert _message(check_tensorrt_version, spec, "11.4.0.106").endswith(
+    assert one_line_error(check_tensorrt_version, spec, "11.4.0.106").endswith(
         "run rf-export --model rf_b0 --fp16 --target jetson-orin --trt-version 11.4 --resolution 64"
     )
 
@@ -238,11 +204,11 @@ def test_network_io_is_checked_against_build_json():
     spec = load_bundle_spec(exported_bundle("orin"))
     out = [("logits", (-1, 1000))]
     assert check_network_io([("images", (-1, 3, 64, 64))], out, spec) is True
-    assert "input is 'x'" in _message(check_network_io, [("x", (-1, 3, 64, 64))], out, spec)
-    assert "no output 'logits'" in _message(check_network_io, [("images", (-1, 3, 64, 64))], [("y", (-1, 10))], spec)
-    assert "input shape is (-1, 3, 32, 32)" in _message(check_network_io, [("images", (-1, 3, 32, 32))], out, spec)
-    assert "static batch of 8" in _message(check_network_io, [("images", (8, 3, 64, 64))], out, spec)
-    assert "2 inputs" in _message(check_network_io, [("images", (-1, 3, 64, 64))] * 2, out, spec)
+    assert "input is 'x'" in one_line_error(check_network_io, [("x", (-1, 3, 64, 64))], out, spec)
+    assert "no output 'logits'" in one_line_error(check_network_io, [("images", (-1, 3, 64, 64))], [("y", (-1, 10))], spec)
+    assert "input shape is (-1, 3, 32, 32)" in one_line_error(check_network_io, [("images", (-1, 3, 32, 32))], out, spec)
+    assert "static batch of 8" in one_line_error(check_network_io, [("images", (8, 3, 64, 64))], out, spec)
+    assert "2 inputs" in one_line_error(check_network_io, [("images", (-1, 3, 64, 64))] * 2, out, spec)
     static = BuildSpec(**{**spec.__dict__, "batch": BatchProfile(8, 8, 8)})
     assert check_network_io([("images", (8, 3, 64, 64))], out, static) is False
 
@@ -286,8 +252,8 @@ def test_calibration_cache_must_be_tensorrt_s_text_format(tmp_path):
     assert read_calibration_cache(good).startswith(b"TRT-8600")
     bad = tmp_path / "ort.cache"
     bad.write_bytes(b'{"input": [0.0, 1.0]}')
-    assert "is not a TensorRT calibration cache" in _message(read_calibration_cache, bad)
-    assert "is missing" in _message(read_calibration_cache, tmp_path / "none.cache")
+    assert "is not a TensorRT calibration cache" in one_line_error(read_calibration_cache, bad)
+    assert "is missing" in one_line_error(read_calibration_cache, tmp_path / "none.cache")
 
 
 def test_sidecar_record_is_data_and_names_everything():
@@ -332,7 +298,7 @@ def test_a_tampered_or_incomplete_bundle_is_named(tmp_path):
     (bundle / "rf_b0.onnx").write_bytes(bytes(data))
     (bundle / "precision_plan.json").unlink()
     (bundle / "extra.onnx").write_bytes(b"x")
-    message = _message(load_bundle_spec, bundle)
+    message = one_line_error(load_bundle_spec, bundle)
     assert "rf_b0.onnx has changed" in message and "precision_plan.json is missing" in message
     assert "extra.onnx is not in the manifest" in message
 
@@ -340,38 +306,26 @@ def test_a_tampered_or_incomplete_bundle_is_named(tmp_path):
 # --- rf-build's command line ----------------------------------------------------------------
 
 
-def _build_cli(*argv: str) -> subprocess.CompletedProcess:
-    code = "import sys; from rftrt.cli.build import build_main; sys.exit(build_main())"
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert proc.stderr.startswith("rf-build: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc.stderr
-
-
 @pytest.mark.skipif(tensorrt_importable(), reason="TensorRT is installed here; this checks the message where it is not")
 def test_cli_without_tensorrt_is_one_line_saying_where_it_runs():
-    err = _one_line_error(_build_cli(str(exported_bundle("orin"))))
+    err = process_error(run_cli("rftrt.cli.build", "build_main", str(exported_bundle("orin"))), "rf-build")
     assert "TensorRT is not installed here: rf-build runs on the device (orin with TensorRT 8.6, weakly typed" in err
 
 
 def test_cli_a_tampered_bundle_names_the_file(tmp_path):
     bundle = copy_bundle("orin", tmp_path)
     (bundle / "build.json").write_text((bundle / "build.json").read_text().replace('"opt": 8', '"opt": 16'))
-    err = _one_line_error(_build_cli(str(bundle)))
+    err = process_error(run_cli("rftrt.cli.build", "build_main", str(bundle)), "rf-build")
     assert "build.json has changed" in err
 
 
 def test_cli_not_a_bundle(tmp_path):
-    assert "is not a directory" in _one_line_error(_build_cli(str(tmp_path / "nope")))
-    assert "has no manifest.json" in _one_line_error(_build_cli(str(tmp_path)))
+    assert "is not a directory" in process_error(run_cli("rftrt.cli.build", "build_main", str(tmp_path / "nope")), "rf-build")
+    assert "has no manifest.json" in process_error(run_cli("rftrt.cli.build", "build_main", str(tmp_path)), "rf-build")
 
 
 def test_cli_help():
-    proc = _build_cli("--help")
+    proc = run_cli("rftrt.cli.build", "build_main", "--help")
     assert proc.returncode == 0 and "--timing-cache FILE" in proc.stdout and "--allow-other-gpu" in proc.stdout
 
 

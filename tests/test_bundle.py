@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from helpers import one_line_error
 
 from rftrt.engines.bundle import BundleFile, verify_bundle, write_bundle
-from rftrt.errors import RftrtError
 from rftrt.files import write_file_atomic
 
 VERSIONS = {"rftrt": "0.1.0", "torch": "2.13.0", "onnx": "1.17.0"}
@@ -24,13 +24,6 @@ def _files() -> dict[str, bytes]:
         "golden.npz": bytes(range(256)),
         "README.md": b"# bundle\n",
     }
-
-
-def _error(fn, *args, **kwargs) -> str:
-    with pytest.raises(RftrtError) as info:
-        fn(*args, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 def _leftovers(parent: Path) -> list[str]:
@@ -116,7 +109,7 @@ def test_a_changed_byte_is_named(tmp_path):
     data = bytearray(onnx.read_bytes())
     data[100] ^= 0x01
     onnx.write_bytes(bytes(data))
-    message = _error(verify_bundle, tmp_path / "b")
+    message = one_line_error(verify_bundle, tmp_path / "b")
     assert "model.onnx has changed" in message
     assert "golden.npz" not in message
 
@@ -124,14 +117,14 @@ def test_a_changed_byte_is_named(tmp_path):
 def test_a_missing_file_is_named(tmp_path):
     write_bundle(tmp_path / "b", _files(), versions={})
     (tmp_path / "b" / "golden.npz").unlink()
-    assert "golden.npz is missing" in _error(verify_bundle, tmp_path / "b")
+    assert "golden.npz is missing" in one_line_error(verify_bundle, tmp_path / "b")
 
 
 def test_an_unlisted_file_is_named_unless_ignored(tmp_path):
     write_bundle(tmp_path / "b", _files(), versions={})
     (tmp_path / "b" / "model.engine").write_bytes(b"engine")
     (tmp_path / "b" / "build.log").write_text("log")
-    message = _error(verify_bundle, tmp_path / "b")
+    message = one_line_error(verify_bundle, tmp_path / "b")
     assert "model.engine is not in the manifest" in message and "build.log is not in the manifest" in message
     verify_bundle(tmp_path / "b", ignore=("model.engine", "*.log"))
 
@@ -140,18 +133,18 @@ def test_every_problem_is_listed_at_once(tmp_path):
     write_bundle(tmp_path / "b", _files(), versions={})
     (tmp_path / "b" / "README.md").write_text("edited")
     (tmp_path / "b" / "build.json").unlink()
-    message = _error(verify_bundle, tmp_path / "b")
+    message = one_line_error(verify_bundle, tmp_path / "b")
     assert "README.md has changed" in message and "build.json is missing" in message
 
 
 def test_not_a_bundle(tmp_path):
     (tmp_path / "plain").mkdir()
-    assert "no manifest.json" in _error(verify_bundle, tmp_path / "plain")
-    assert "not a directory" in _error(verify_bundle, tmp_path / "nowhere")
+    assert "no manifest.json" in one_line_error(verify_bundle, tmp_path / "plain")
+    assert "not a directory" in one_line_error(verify_bundle, tmp_path / "nowhere")
     (tmp_path / "plain" / "manifest.json").write_text("{not json")
-    assert "not valid JSON" in _error(verify_bundle, tmp_path / "plain")
+    assert "not valid JSON" in one_line_error(verify_bundle, tmp_path / "plain")
     (tmp_path / "plain" / "manifest.json").write_text('{"schema": 99, "files": {}}')
-    assert "schema-1" in _error(verify_bundle, tmp_path / "plain")
+    assert "schema-1" in one_line_error(verify_bundle, tmp_path / "plain")
 
 
 def test_a_manifest_cannot_point_outside_the_bundle(tmp_path):
@@ -159,7 +152,7 @@ def test_a_manifest_cannot_point_outside_the_bundle(tmp_path):
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     manifest["files"]["../secret"] = {"sha256": "0" * 64, "size": 1}
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
-    assert "'../secret'" in _error(verify_bundle, tmp_path / "b")
+    assert "'../secret'" in one_line_error(verify_bundle, tmp_path / "b")
 
 
 # --- atomicity ----------------------------------------------------------------------------------
@@ -199,7 +192,7 @@ def test_non_bytes_content_is_a_bug_and_leaves_nothing(tmp_path):
 
 def test_an_existing_directory_is_refused_without_force(tmp_path):
     write_bundle(tmp_path / "b", {"old.txt": b"old"}, versions={})
-    assert _error(write_bundle, tmp_path / "b", _files(), versions={}) == f"{tmp_path / 'b'} exists; pass --force to replace it"
+    assert one_line_error(write_bundle, tmp_path / "b", _files(), versions={}) == f"{tmp_path / 'b'} exists; pass --force to replace it"
     assert (tmp_path / "b" / "old.txt").read_bytes() == b"old"
 
 
@@ -216,16 +209,16 @@ def test_force_replaces_an_empty_directory_but_not_an_arbitrary_one(tmp_path):
     write_bundle(tmp_path / "empty", {"a": b"1"}, force=True, versions={})
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "thesis.tex").write_text("precious")
-    assert "not a bundle" in _error(write_bundle, tmp_path / "home", {"a": b"1"}, force=True, versions={})
+    assert "not a bundle" in one_line_error(write_bundle, tmp_path / "home", {"a": b"1"}, force=True, versions={})
     assert (tmp_path / "home" / "thesis.tex").read_text() == "precious"
     (tmp_path / "file").write_text("x")
-    assert "not a directory" in _error(write_bundle, tmp_path / "file", {"a": b"1"}, force=True, versions={})
+    assert "not a directory" in one_line_error(write_bundle, tmp_path / "file", {"a": b"1"}, force=True, versions={})
 
 
 def test_an_unwritable_parent_is_named(tmp_path):
     # A parent that is a regular file cannot hold a folder, whoever runs the test (root included).
     (tmp_path / "afile").write_text("x")
-    message = _error(write_bundle, tmp_path / "afile" / "b", _files(), versions={})
+    message = one_line_error(write_bundle, tmp_path / "afile" / "b", _files(), versions={})
     assert str(tmp_path / "afile") in message
     assert _leftovers(tmp_path) == ["afile"]
 
@@ -236,14 +229,14 @@ def test_a_read_only_parent_is_named(tmp_path):
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        assert str(parent) in _error(write_bundle, parent / "b", _files(), versions={})
+        assert str(parent) in one_line_error(write_bundle, parent / "b", _files(), versions={})
     finally:
         parent.chmod(0o755)
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/../b", "manifest.json", "", "win\\path", "./a"])
 def test_bad_file_names_are_refused_before_anything_is_written(tmp_path, name):
-    _error(write_bundle, tmp_path / "b", {name: b"x"}, versions={})
+    one_line_error(write_bundle, tmp_path / "b", {name: b"x"}, versions={})
     assert _leftovers(tmp_path) == []
 
 
@@ -261,8 +254,8 @@ def test_write_file_atomic_writes_and_replaces(tmp_path):
 
 def test_write_file_atomic_failures_leave_no_temp_file(tmp_path):
     (tmp_path / "adir").mkdir()
-    assert str(tmp_path / "adir") in _error(write_file_atomic, tmp_path / "adir", b"x")
-    assert "cannot write to" in _error(write_file_atomic, tmp_path / "missing" / "r.json", b"x")
+    assert str(tmp_path / "adir") in one_line_error(write_file_atomic, tmp_path / "adir", b"x")
+    assert "cannot write to" in one_line_error(write_file_atomic, tmp_path / "missing" / "r.json", b"x")
     with pytest.raises(TypeError):
         write_file_atomic(tmp_path / "r.json", "text, not bytes")
     assert _leftovers(tmp_path) == ["adir"]

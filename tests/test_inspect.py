@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
+from helpers import cli_error
 
 from rftrt.cli.inspect import inspect_main
 from rftrt.errors import RftrtError
@@ -288,14 +289,7 @@ def test_inspect_without_dla_target(rf_onnx):
 
 
 def _error(capsys, argv):
-    try:
-        code = inspect_main(argv)
-    except SystemExit as exc:  # argparse's own errors exit from inside parse_args
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("rf-inspect: error:")
-    return err
+    return cli_error(capsys, inspect_main, argv, "rf-inspect")
 
 
 def test_cli_bad_input(capsys, tmp_path, rf_onnx):

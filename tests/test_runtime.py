@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 import pytest
-from test_verify import exported_bundle, tensorrt_importable
+from helpers import exported_bundle, one_line_error, tensorrt_importable
 
 from rftrt.engines.runtime import (
     PLAN_MAGIC,
@@ -35,13 +35,6 @@ def plan_like(major: int = 10, minor: int = 3, patch: int = 0, size: int = 256) 
     head[:4] = PLAN_MAGIC
     head[24:27] = bytes([major, minor, patch])
     return bytes(head)
-
-
-def _message(fn, *args, **kwargs) -> str:
-    with pytest.raises(RftrtError) as info:
-        fn(*args, **kwargs)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 # --- the plan header ------------------------------------------------------------------------
@@ -66,38 +59,38 @@ def test_an_implausible_version_is_not_reported():
 def test_ultralytics_style_metadata_in_front_is_named_with_the_bytes_to_cut():
     meta = json.dumps({"author": "Ultralytics", "imgsz": [224, 224]}).encode()
     data = len(meta).to_bytes(4, "little") + meta + plan_like()
-    message = _message(read_plan_header, data, "best.engine")
+    message = one_line_error(read_plan_header, data, "best.engine")
     assert message.startswith(f"best.engine has {4 + len(meta)} bytes in front of the TensorRT plan")
     assert "JSON metadata" in message and f"cut the first {4 + len(meta)} bytes off" in message
 
 
 def test_other_bytes_in_front_are_named_with_the_offset():
-    message = _message(read_plan_header, b"MYHEADER" + plan_like(), "x.engine")
+    message = one_line_error(read_plan_header, b"MYHEADER" + plan_like(), "x.engine")
     assert "8 bytes in front of the TensorRT plan" in message and "at byte 8" in message
 
 
 def test_a_json_file_is_named():
-    assert "is JSON, not a TensorRT plan" in _message(read_plan_header, b'{"engine": "x"}', "x.engine.json")
+    assert "is JSON, not a TensorRT plan" in one_line_error(read_plan_header, b'{"engine": "x"}', "x.engine.json")
 
 
 def test_a_real_onnx_file_is_named(tmp_path):
     onnx_path = exported_bundle("orin") / "rf_b0.onnx"
-    message = _message(check_plan_file, onnx_path)
+    message = one_line_error(check_plan_file, onnx_path)
     assert "looks like an ONNX model, not a TensorRT plan" in message
 
 
 def test_an_empty_or_truncated_file(tmp_path):
     empty = tmp_path / "empty.engine"
     empty.write_bytes(b"")
-    assert "the file is empty" in _message(check_plan_file, empty)
+    assert "the file is empty" in one_line_error(check_plan_file, empty)
     short = tmp_path / "short.engine"
     short.write_bytes(PLAN_MAGIC + b"\0" * 10)
-    assert "truncated" in _message(check_plan_file, short)
-    assert "does not exist" in _message(check_plan_file, tmp_path / "missing.engine")
+    assert "truncated" in one_line_error(check_plan_file, short)
+    assert "does not exist" in one_line_error(check_plan_file, tmp_path / "missing.engine")
 
 
 def test_a_foreign_file_shows_its_first_bytes():
-    assert "(first bytes: 89 50 4e 47" in _message(read_plan_header, b"\x89PNG\r\n\x1a\n" + bytes(40), "x.engine")
+    assert "(first bytes: 89 50 4e 47" in one_line_error(read_plan_header, b"\x89PNG\r\n\x1a\n" + bytes(40), "x.engine")
 
 
 def test_the_header_of_a_large_file_is_read_without_reading_it_all(tmp_path):
@@ -112,9 +105,9 @@ def test_the_header_of_a_large_file_is_read_without_reading_it_all(tmp_path):
 def test_a_batch_outside_the_profile_names_the_profile():
     check_batch(1, (1, 32))
     check_batch(32, (1, 32))
-    assert _message(check_batch, 64, (1, 32)) == "batch 64 outside the engine's profile 1..32"
-    assert _message(check_batch, 4, (8, 8)) == "batch 4 outside the engine's profile 8 (static)"
-    assert "positive integer" in _message(check_batch, 0, (1, 32))
+    assert one_line_error(check_batch, 64, (1, 32)) == "batch 64 outside the engine's profile 1..32"
+    assert one_line_error(check_batch, 4, (8, 8)) == "batch 4 outside the engine's profile 8 (static)"
+    assert "positive integer" in one_line_error(check_batch, 0, (1, 32))
 
 
 # --- declarations -----------------------------------------------------------------------------
@@ -141,16 +134,16 @@ def test_uses_and_api_names_follow_calls():
 
 
 def test_the_runner_refuses_a_cuda_graph_on_dla():
-    assert "CUDA graphs cannot capture DLA engines" in _message(EngineRunner, "x.engine", dla_core=0, cuda_graph=True)
+    assert "CUDA graphs cannot capture DLA engines" in one_line_error(EngineRunner, "x.engine", dla_core=0, cuda_graph=True)
 
 
 def test_the_runner_checks_the_plan_before_loading_tensorrt(tmp_path):
     onnx_path = exported_bundle("orin") / "rf_b0.onnx"
-    assert "looks like an ONNX model" in _message(EngineRunner(onnx_path).activate)
+    assert "looks like an ONNX model" in one_line_error(EngineRunner(onnx_path).activate)
 
 
 def test_the_runner_infer_needs_activation(tmp_path):
-    assert "not active" in _message(EngineRunner(tmp_path / "x.engine").infer, np.zeros((1, 3, 8, 8), np.float32))
+    assert "not active" in one_line_error(EngineRunner(tmp_path / "x.engine").infer, np.zeros((1, 3, 8, 8), np.float32))
 
 
 @pytest.mark.skipif(tensorrt_importable(), reason="TensorRT is installed here; this checks the message where it is not")
@@ -158,7 +151,7 @@ def test_the_runner_without_tensorrt_says_where_it_runs(tmp_path):
     path = tmp_path / "m.engine"
     path.write_bytes(plan_like())
     runner = EngineRunner(path)
-    assert _message(runner.activate).startswith("TensorRT is not installed here: running an engine runs on the device")
+    assert one_line_error(runner.activate).startswith("TensorRT is not installed here: running an engine runs on the device")
     assert not runner.is_active
 
 
@@ -187,9 +180,9 @@ def test_cuda_python_answers_without_a_gpu_too():
     assert count >= 0
     if count == 0:  # here: cudaErrorInsufficientDriver (no driver); a driver without a GPU says cudaErrorNoDevice
         assert why.startswith("cudaError")
-        assert _message(Stream).startswith(f"CUDA error in cudaStreamCreateWithFlags: {why}")
-        assert _message(DeviceBuffer, 16).startswith(f"CUDA error in cudaMalloc(16): {why}")
-        assert _message(gpu_info) == f"no CUDA GPU is visible here ({why}); engines are built and run on the target's GPU"
+        assert one_line_error(Stream).startswith(f"CUDA error in cudaStreamCreateWithFlags: {why}")
+        assert one_line_error(DeviceBuffer, 16).startswith(f"CUDA error in cudaMalloc(16): {why}")
+        assert one_line_error(gpu_info) == f"no CUDA GPU is visible here ({why}); engines are built and run on the target's GPU"
 
 
 @pytest.mark.gpu

@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 import pytest
+from helpers import one_line_error
 
-from rftrt.errors import RftrtError
 from rftrt.targets.batch import BatchProfile, format_batch, parse_batch
 from rftrt.targets.profiles import _check_dla, format_target, format_targets_table, list_targets, load_target
 from rftrt.targets.tensorrt import version_tag
@@ -27,14 +27,6 @@ EXPECTED = {
 }
 DEFAULTS = {"orin": "8.6", "jetson-orin": "10.3", "l40": "11.4"}
 HARDWARE = {"orin": ("aarch64", "8.7", 2), "jetson-orin": ("aarch64", "8.7", 2), "l40": ("x86_64", "8.9", 0)}
-
-
-def _error(fn, *args, **kwargs) -> str:
-    with pytest.raises(RftrtError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, "user errors are one line"
-    return message
 
 
 def test_the_three_targets_ship():
@@ -80,39 +72,39 @@ def test_version_tags_as_trtexec_prints_them():
     assert version_tag("10.10") == 101000
     assert version_tag("11.4") == 110400
     assert load_target("jetson-orin").release.version_tag == 100300
-    assert "not numeric" in _error(version_tag, "8.6.x")
-    assert "MAJOR.MINOR" in _error(version_tag, "11")
+    assert "not numeric" in one_line_error(version_tag, "8.6.x")
+    assert "MAJOR.MINOR" in one_line_error(version_tag, "11")
 
 
 # --- errors ------------------------------------------------------------------------------------
 
 
 def test_unknown_target_lists_the_valid_ones():
-    message = _error(load_target, "xavier")
+    message = one_line_error(load_target, "xavier")
     assert "'xavier'" in message and "jetson-orin, l40, orin" in message
 
 
 def test_unoffered_release_lists_the_offered_ones():
-    message = _error(load_target, "orin", "11.4")
+    message = one_line_error(load_target, "orin", "11.4")
     assert "orin offers TensorRT 8.6 (DRIVE OS 6.0.x), 10.10 (DRIVE OS 7.0.x)" in message
     assert "11.4" in message
     # 8.6 is not a prefix of 8.60
-    _error(load_target, "orin", "8.60")
+    one_line_error(load_target, "orin", "8.60")
 
 
 def test_dla_on_a_target_without_dla():
-    assert _error(load_target, "l40", dla_core=0) == "l40 has no DLA; DLA is on jetson-orin, orin"
+    assert one_line_error(load_target, "l40", dla_core=0) == "l40 has no DLA; DLA is on jetson-orin, orin"
 
 
 @pytest.mark.parametrize("core", [2, 7])
 def test_dla_core_out_of_range(core):
-    message = _error(load_target, "orin", dla_core=core)
+    message = one_line_error(load_target, "orin", dla_core=core)
     assert f"DLA core {core}" in message and "2 DLA cores" in message and "0, 1" in message
 
 
 @pytest.mark.parametrize("core", [-1, True, 0.0])
 def test_dla_core_must_be_a_non_negative_int(core):
-    assert "non-negative integer" in _error(load_target, "orin", dla_core=core)
+    assert "non-negative integer" in one_line_error(load_target, "orin", dla_core=core)
 
 
 def test_dla_refused_with_a_release_that_has_none():
@@ -121,7 +113,7 @@ def test_dla_refused_with_a_release_that_has_none():
     profile = load_target("jetson-orin")
     no_dla = replace(profile.releases[2], dla=False)
     profile = replace(profile, releases=(profile.releases[0], profile.releases[1], no_dla))
-    message = _error(_check_dla, profile, no_dla, 0)
+    message = one_line_error(_check_dla, profile, no_dla, 0)
     assert "not available with TensorRT 11.4 (JetPack 7.2.2+) on jetson-orin" in message
     assert "10.3 (JetPack 6.1/6.2), 8.6 (JetPack 6.0)" in message
 
@@ -159,8 +151,8 @@ def test_without_dla_the_batch_stays_as_given():
 
 
 def test_a_bad_batch_profile_is_refused():
-    assert "at least 1" in _error(load_target, "orin", batch=BatchProfile(0, 8, 32))
-    assert "min <= opt <= max" in _error(load_target, "orin", batch=BatchProfile(8, 4, 32))
+    assert "at least 1" in one_line_error(load_target, "orin", batch=BatchProfile(0, 8, 32))
+    assert "min <= opt <= max" in one_line_error(load_target, "orin", batch=BatchProfile(8, 4, 32))
 
 
 # --- batch syntax -------------------------------------------------------------------------------
@@ -191,7 +183,7 @@ def test_parse_batch(text, expected):
     ],
 )
 def test_parse_batch_errors(text, words):
-    assert words in _error(parse_batch, text)
+    assert words in one_line_error(parse_batch, text)
 
 
 # --- printing -----------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import one_line_error
+from helpers import spec_for as shared_spec_for
 
 from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.bundle import write_bundle
 from rftrt.engines.trtexec import build_script, trtexec_bench_command, trtexec_build_command
-from rftrt.errors import RftrtError
 from rftrt.targets.batch import BatchProfile
 from rftrt.targets.profiles import Target, load_target
 
@@ -23,36 +24,12 @@ OPTIONS_JSON = Path(__file__).resolve().parents[1] / "rftrt" / "engines" / "data
 
 
 def spec_for(target: Target, precision: str = "fp16", **overrides) -> BuildSpec:
-    """The BuildSpec rf-export would write for a resolved target."""
-    fields = dict(
-        model="rf_b1",
-        resolution=224,
-        target=target.name,
-        tensorrt_version=target.release.version,
-        dialect=target.release.dialect,
-        onnx="model.onnx",
-        input_name="images",
-        output_name="logits",
-        batch=target.batch,
-        precision=precision,
-        dla_core=target.dla_core,
-        workspace_mib=target.workspace_mib,
-        builder_optimization_level=target.builder_optimization_level,
-        notes=target.notes,
-    )
-    fields.update(overrides)
-    return BuildSpec(**fields)
+    """The shared spec with generic file names and no pinned layers unless a test gives them."""
+    return shared_spec_for(target, precision, **{"onnx": "model.onnx", "engine": "model.engine", "fp32_layers": (), **overrides})
 
 
 def _flags(argv: list[str]) -> set[str]:
     return {a.split("=", 1)[0] for a in argv[1:]}
-
-
-def _error(fn, *args) -> str:
-    with pytest.raises(RftrtError) as info:
-        fn(*args)
-    assert "\n" not in str(info.value)
-    return str(info.value)
 
 
 # --- the three commands of the report -----------------------------------------------------------
@@ -168,20 +145,20 @@ def test_strong_dialect_on_10x_opts_in():
 
 def test_refusals():
     orin = load_target("orin")
-    assert "no strongly typed" in _error(trtexec_build_command, spec_for(orin, dialect="strong"))
-    assert "no calibration cache" in _error(
+    assert "no strongly typed" in one_line_error(trtexec_build_command, spec_for(orin, dialect="strong"))
+    assert "no calibration cache" in one_line_error(
         trtexec_build_command, spec_for(load_target("l40"), "int8", calibration_cache="calib.cache")
     )
     dla = load_target("orin", dla_core=0)
-    assert "FP16 or INT8 only" in _error(trtexec_build_command, spec_for(dla, "fp32"))
-    assert "static shapes" in _error(trtexec_build_command, spec_for(dla, batch=BatchProfile(1, 8, 32)))
-    assert "calibration cache" in _error(trtexec_build_command, spec_for(dla, "int8"))
-    assert "'bad,name'" in _error(trtexec_build_command, spec_for(orin, fp32_layers=("ok", "bad,name")))
-    assert "wild*card" in _error(trtexec_build_command, spec_for(orin, fp32_layers=("wild*card",)))
-    assert "input name" in _error(trtexec_build_command, spec_for(orin, input_name="a,b"))
-    assert "dialect" in _error(trtexec_build_command, spec_for(orin, dialect="typed"))
-    assert "precision" in _error(trtexec_build_command, spec_for(orin, "bf16"))
-    assert "min <= opt <= max" in _error(trtexec_build_command, spec_for(orin, batch=BatchProfile(8, 1, 32)))
+    assert "FP16 or INT8 only" in one_line_error(trtexec_build_command, spec_for(dla, "fp32"))
+    assert "static shapes" in one_line_error(trtexec_build_command, spec_for(dla, batch=BatchProfile(1, 8, 32)))
+    assert "calibration cache" in one_line_error(trtexec_build_command, spec_for(dla, "int8"))
+    assert "'bad,name'" in one_line_error(trtexec_build_command, spec_for(orin, fp32_layers=("ok", "bad,name")))
+    assert "wild*card" in one_line_error(trtexec_build_command, spec_for(orin, fp32_layers=("wild*card",)))
+    assert "input name" in one_line_error(trtexec_build_command, spec_for(orin, input_name="a,b"))
+    assert "dialect" in one_line_error(trtexec_build_command, spec_for(orin, dialect="typed"))
+    assert "precision" in one_line_error(trtexec_build_command, spec_for(orin, "bf16"))
+    assert "min <= opt <= max" in one_line_error(trtexec_build_command, spec_for(orin, batch=BatchProfile(8, 1, 32)))
     # A DLA int8 build with a cache is fine on 8.6.
     assert "--calib=calib.cache" in trtexec_build_command(spec_for(dla, "int8", calibration_cache="calib.cache"))
 

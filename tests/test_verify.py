@@ -4,50 +4,17 @@ where TensorRT imports and skipped elsewhere."""
 
 from __future__ import annotations
 
-import atexit
 import json
-import shutil
-import subprocess
-import sys
-import tempfile
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import copy_bundle, exported_bundle, process_error, run_cli, tensorrt_importable
 
 from rftrt.comparison import TOLERANCES
 from rftrt.engines.build_spec import BuildSpec
 from rftrt.engines.builder import load_bundle_spec
 from rftrt.engines.verify import ENGINE_TOLERANCE, Golden, check_sidecar, compare_with_golden, read_sidecar
 from rftrt.errors import RftrtError
-
-_TMP = tempfile.TemporaryDirectory(prefix="rftrt-engines-")
-atexit.register(_TMP.cleanup)
-
-
-@lru_cache(maxsize=None)
-def exported_bundle(target: str) -> Path:
-    """A real rf-export bundle (rf_b0, r64, FP16) for ``target``, made once per test session and kept read-only."""
-    from rftrt.pipeline import ExportOptions, run_export
-
-    out = Path(_TMP.name) / f"rf_b0-{target}"
-    run_export(ExportOptions(model="rf_b0", target=target, precision="fp16", resolution=64, out_dir=str(out)), log=lambda _: None)
-    return out
-
-
-def copy_bundle(target: str, dest: Path) -> Path:
-    return Path(shutil.copytree(exported_bundle(target), dest / f"bundle-{target}"))
-
-
-def tensorrt_importable() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-    except Exception:  # noqa: BLE001 - absent or broken: either way not usable here
-        return False
-    return True
-
-
 
 # --- golden data ----------------------------------------------------------------------------
 
@@ -225,21 +192,9 @@ def test_a_broken_sidecar_is_named(tmp_path):
 PLAN_LIKE = b"ftrt" + bytes(20) + bytes([10, 3, 0]) + bytes(229)  # a plan's magic tag and version bytes, nothing more
 
 
-def _verify(*argv: str) -> subprocess.CompletedProcess:
-    code = "import sys; from rftrt.cli.verify import verify_main; sys.exit(verify_main())"
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert proc.stderr.startswith("rf-verify: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc.stderr
-
-
 def test_cli_an_onnx_passed_as_engine_is_refused():
     bundle = exported_bundle("orin")
-    err = _one_line_error(_verify(str(bundle / "rf_b0.onnx"), "--bundle", str(bundle)))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(bundle / "rf_b0.onnx"), "--bundle", str(bundle)), "rf-verify")
     assert "looks like an ONNX model, not a TensorRT plan" in err
 
 
@@ -247,12 +202,12 @@ def test_cli_an_engine_with_metadata_in_front_is_refused(tmp_path):
     meta = json.dumps({"description": "Ultralytics-style metadata"}).encode()
     engine = tmp_path / "m.engine"
     engine.write_bytes(len(meta).to_bytes(4, "little") + meta + PLAN_LIKE)
-    err = _one_line_error(_verify(str(engine), "--bundle", str(exported_bundle("orin"))))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(engine), "--bundle", str(exported_bundle("orin"))), "rf-verify")
     assert f"has {4 + len(meta)} bytes in front of the TensorRT plan" in err and "JSON metadata" in err
 
 
 def test_cli_a_missing_engine_is_named(tmp_path):
-    err = _one_line_error(_verify(str(tmp_path / "nope.engine"), "--bundle", str(exported_bundle("orin"))))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(tmp_path / "nope.engine"), "--bundle", str(exported_bundle("orin"))), "rf-verify")
     assert "nope.engine does not exist" in err
 
 
@@ -262,7 +217,7 @@ def test_cli_a_tampered_bundle_is_named(tmp_path):
         f.write(b"x")
     engine = tmp_path / "m.engine"
     engine.write_bytes(PLAN_LIKE)
-    err = _one_line_error(_verify(str(engine), "--bundle", str(bundle)))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(engine), "--bundle", str(bundle)), "rf-verify")
     assert "golden.npz has changed" in err
 
 
@@ -273,7 +228,7 @@ def test_cli_a_batch_outside_the_profile_is_refused_before_tensorrt(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(PLAN_LIKE)
     (tmp_path / "m.engine.json").write_text(json.dumps({"tensorrt": {"version": "8.6.1"}, "batch": {"min": 1, "opt": 8, "max": 32}}))
-    err = _one_line_error(_verify(str(engine), "--bundle", str(bundle), "--batch", "64"))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(engine), "--bundle", str(bundle), "--batch", "64"), "rf-verify")
     assert err.strip().endswith("batch 64 outside the engine's profile 1..32")
 
 
@@ -281,11 +236,11 @@ def test_cli_a_batch_outside_the_profile_is_refused_before_tensorrt(tmp_path):
 def test_cli_without_tensorrt_says_where_it_runs(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(PLAN_LIKE)
-    err = _one_line_error(_verify(str(engine), "--bundle", str(exported_bundle("l40"))))
+    err = process_error(run_cli("rftrt.cli.verify", "verify_main", str(engine), "--bundle", str(exported_bundle("l40"))), "rf-verify")
     assert "TensorRT is not installed here: rf-verify runs on the device (l40 with TensorRT 11.4" in err
 
 
 def test_cli_help_and_exit_codes_are_documented():
-    proc = _verify("--help")
+    proc = run_cli("rftrt.cli.verify", "verify_main", "--help")
     assert proc.returncode == 0
     assert "Exit code 0: within tolerance; 1: mismatch; 2: bad input" in " ".join(proc.stdout.split())

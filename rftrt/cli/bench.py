@@ -8,16 +8,7 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
-
-
-def _batches(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"batch sizes must be integers separated by commas, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
-    return values
+from .args import add_json_option, batch_sizes
 
 
 def bench_main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +31,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
         help="ort, ort-cuda, torch, torch-compile, trt, a comma list, or all (available ones; others skipped with the reason). Default ort",
     )
     how.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="default: fp32 for ort, fp16 for torch, the engine's for trt")
-    how.add_argument("--batch", type=_batches, metavar="N[,N…]", help="batch sizes (default: 1,8 on the CPU, 1,8,16,32 on a GPU)")
+    how.add_argument("--batch", type=batch_sizes, metavar="N[,N…]", help="batch sizes (default: 1,8 on the CPU, 1,8,16,32 on a GPU)")
     how.add_argument("--engine", metavar="FILE", help="TensorRT engine of --model (trt backend)")
     how.add_argument("--vs-engine", metavar="FILE", help="TensorRT engine of --vs (trt backend)")
     how.add_argument("--engine-dir", metavar="DIR", help="--paper-table --backend trt: where the six models' engines are")
@@ -54,7 +45,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     method.add_argument("--iterations", type=int, metavar="N", help="timed iterations per model per round")
     method.add_argument("--rotate", type=int, metavar="N", help="distinct input batches cycled through")
     out = cli.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    add_json_option(out, "the results")
     out.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
     out.add_argument("--plot", metavar="FILE", help="write a PNG plot of throughput against batch size")
     out.add_argument("--out", metavar="DIR", help="write bench.json, bench.md and bench.png into DIR")
@@ -64,7 +55,8 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
 
     def body(args: argparse.Namespace) -> int:
         from ..tools.bench import BACKENDS, Progress, backend_status, run_benchmark, run_paper_table
-        from ..tools.report import format_bench, render_table, write_outputs
+        from ..tools.report import format_bench, write_outputs
+        from ..tools.tables import render_table
 
         if args.list_backends:
             print(render_table(["backend", "available", "why"], [[n, "yes" if ok else "no", r] for n, ok, r in backend_status()], "lll"))

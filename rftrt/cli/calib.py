@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
+from .args import add_json_option, add_target_options
 
 _FORMATS = {"cache": ("cache",), "qdq": ("qdq",), "both": ("cache", "qdq")}
 
@@ -84,16 +85,13 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
     how.add_argument("--calib-method", choices=METHODS, default=DEFAULT_METHOD, help=f"range estimator (default {DEFAULT_METHOD}; docs/int8.md has the comparison)")
     how.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE, help=f"for --calib-method percentile (default {DEFAULT_PERCENTILE})")
     how.add_argument("--from-cache", metavar="FILE", help="take the ranges from an existing TensorRT cache instead of calibrating (renders its Q/DQ ONNX)")
-    where = cli.add_argument_group("target")
-    where.add_argument("--target", default="orin", help="target profile (default orin; rf-export --list-targets)")
-    where.add_argument("--trt-version", metavar="X.Y[.Z]", help="TensorRT on the target (default: the profile's); the cache header carries it")
-    where.add_argument("--dla", type=int, metavar="CORE", help="the engine will run on this DLA core (TensorRT 8.x DLA takes a cache only)")
+    add_target_options(cli, trt_version="; the cache header carries it", dla="the engine will run on this DLA core (TensorRT 8.x DLA takes a cache only)")
     out = cli.add_argument_group("output")
     out.add_argument("--format", choices=sorted(_FORMATS), help="what to write (default: what the target's TensorRT takes: weakly typed both, strongly typed qdq)")
     out.add_argument("--cache-algorithm", default=None, metavar="NAME", help="calibrator named in the cache header (default EntropyCalibration2, what trtexec --calib and DLA read)")
     out.add_argument("--out", metavar="DIR", help="output folder (default: <ONNX folder>/<ONNX name>.int8)")
     out.add_argument("--force", action="store_true", help="recalibrate even if DIR holds a calibration of another model or data")
-    out.add_argument("--json", metavar="FILE", help="also write the run's report as JSON")
+    add_json_option(out)
 
     def body(args: argparse.Namespace) -> int:
         from ..data.images import Preprocess

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
+from .args import add_json_option
 
 #: ``--model`` name of the reduced ReduceFormer trained on scikit-learn's digits (rftrt/data/digits_rf.pt).
 DIGITS_MODEL = "rf_digits"
@@ -100,7 +101,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     data.add_argument("--limit", type=int, metavar="N", help="evaluate N images picked evenly over the sorted list (all classes represented)")
     data.add_argument("--batch", type=int, default=32)
     out = cli.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    add_json_option(out, "the scores")
 
     def body(args: argparse.Namespace) -> int:
         import numpy as np

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
+from .args import add_json_option, add_target_options
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
@@ -22,10 +23,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--resolution", type=int, default=224, help="input size, a multiple of 32 ≥ 64 (default 224)")
     what.add_argument("--weights", metavar="FILE", help="checkpoint (official or timm naming); random weights without it")
     what.add_argument("--num-classes", type=int, default=1000)
-    where = cli.add_argument_group("target")
-    where.add_argument("--target", default="orin", help="target profile (default orin; see --list-targets)")
-    where.add_argument("--trt-version", metavar="X.Y", help="TensorRT release on the target (default: the profile's)")
-    where.add_argument("--dla", type=int, metavar="CORE", help="DLA core (Orin targets) with GPU fallback; makes the batch static")
+    add_target_options(cli, dla="DLA core (Orin targets) with GPU fallback; makes the batch static")
     how = cli.add_argument_group("export")
     precision = how.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 with the precision plan's FP32 islands")
@@ -41,7 +39,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     out = cli.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
     out.add_argument("--force", action="store_true", help="replace an existing output directory")
-    out.add_argument("--json", metavar="FILE", help="also write the run's report as JSON")
+    add_json_option(out)
     info = cli.add_argument_group("information")
     info.add_argument("--list-models", action="store_true", help="build every model and print the zoo table")
     info.add_argument("--list-targets", action="store_true", help="print the target profiles")

@@ -9,20 +9,11 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
+from .args import add_json_option, batch_sizes
 
 
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
-
-
-def _batches(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"batch sizes must be integers separated by commas, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
-    return values
 
 
 def inspect_main(argv: Sequence[str] | None = None) -> int:
@@ -40,10 +31,10 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     how.add_argument("--target", help="predict the DLA placement on this target profile (e.g. orin)")
     how.add_argument("--gpu", type=_csv, default=["orin", "l40", "h100", "h200"], metavar="GPU[,GPU…]", help="time floors on these GPUs (hardware.toml; default orin,l40,h100,h200)")
     how.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="element size of the traffic estimate and the DLA build (default fp16)")
-    how.add_argument("--batch", type=_batches, default=[1, 8, 32], metavar="N[,N…]", help="batch sizes of the time floors (weights amortised; default 1,8,32)")
+    how.add_argument("--batch", type=batch_sizes, default=[1, 8, 32], metavar="N[,N…]", help="batch sizes of the time floors (weights amortised; default 1,8,32)")
     how.add_argument("--summary", action="store_true", help="leave out the per-node DLA placement table")
     out = cli.add_argument_group("output")
-    out.add_argument("--json", metavar="FILE", help="write everything as JSON")
+    add_json_option(out, "everything")
     out.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
 
     def body(args: argparse.Namespace) -> int:

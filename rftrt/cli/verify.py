@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import parser, run
+from .args import add_json_option
 
 
 def verify_main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     )
     cli.add_argument("engine", metavar="ENGINE", help="engine file written by rf-build (its sidecar ENGINE.json is read if present)")
     cli.add_argument("--bundle", required=True, metavar="BUNDLE", help="the bundle the engine was built from")
-    cli.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    add_json_option(cli, "the result")
     cli.add_argument("--batch", type=int, metavar="N", help="run at batch N, cycling the golden images (default: the golden batch)")
     cli.add_argument("--cuda-graph", action="store_true", help="capture the enqueue in a CUDA graph (not for DLA engines)")
 

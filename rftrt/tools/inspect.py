@@ -831,7 +831,7 @@ def _opt(value: Any, fmt: str) -> str:
 
 def format_inspect(report: InspectReport, nodes: bool = True) -> str:
     """The terminal (and Markdown) rendering of an :class:`InspectReport`."""
-    from .report import render_table
+    from .tables import render_table
 
     r = report
     out = [f"rf-inspect: {r.model or '(unnamed ONNX)'} at {r.resolution}×{r.resolution}, {r.precision}"]
