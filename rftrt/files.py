@@ -7,6 +7,7 @@ calibration records are all written through :func:`write_file_atomic` or the sam
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .errors import RftrtError
 
-__all__ = ["write_file_atomic", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
+__all__ = ["write_file_atomic", "write_json", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
 
 _CHUNK = 1 << 20
 
@@ -88,3 +89,8 @@ def sha256_file(path: Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_json(path: Path, data: object) -> None:
+    """A JSON report (sorted keys, indented, newline-terminated), written atomically."""
+    write_file_atomic(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())

@@ -23,8 +23,11 @@ from pathlib import Path
 
 from rftrt.errors import RftrtError
 from rftrt.targets.hardware import hardware_key_for_device
-from rftrt.tools.bench import BenchReport, Progress, backend, run_benchmark
-from rftrt.tools.report import bench_markdown, plot_throughput
+from rftrt.tools.bench.backends.registry import backend
+from rftrt.tools.bench.report import bench_markdown, plot_throughput
+from rftrt.tools.bench.results import BenchReport
+from rftrt.tools.bench.run import run_benchmark
+from rftrt.tools.bench.schedule import Progress
 from rftrt.tools.tables import render_table
 
 GOAL = 1.35
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from rftrt.tools.inspect import inspect_model
+    from rftrt.tools.inspect.report import inspect_model
 
     device = torch.cuda.get_device_name(0)
     key = hardware_key_for_device(device)

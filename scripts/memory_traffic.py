@@ -4,7 +4,7 @@ beside the ReduceFormer paper's "Avg Mem BW (MB/image)" column.
 
 The paper's column is not in our documents, and searches of the stored copies of the paper (arXiv
 2406.07488v1 and its summaries) returned only its abstract and introduction, so that column is
-printed as "not available"; our two estimates (unfused, fused: rules in rftrt.tools.inspect) are
+printed as "not available"; our two estimates (unfused, fused: rules in rftrt.tools.inspect.traffic) are
 printed with the time floor they imply on Orin and L40.
 
     .venv/bin/python scripts/memory_traffic.py                  # the figure (about a minute)
@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from rftrt.errors import RftrtError
-from rftrt.tools.inspect import TRAFFIC_RULES, inspect_model
+from rftrt.tools.inspect.report import inspect_model
+from rftrt.tools.inspect.traffic import TRAFFIC_RULES
 from rftrt.tools.tables import render_table
 
 #: The paper's "Avg Mem BW (MB/image)" per (model, resolution); empty: not available to us.

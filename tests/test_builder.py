@@ -13,24 +13,13 @@ import numpy as np
 import pytest
 from helpers import copy_bundle, exported_bundle, one_line_error, process_error, run_cli, spec_for, tensorrt_importable
 
+from rftrt.engines.build_decisions import check_network_io, match_fp32_layers, parse_layer_information, read_calibration_cache
+from rftrt.engines.build_plan import check_tensorrt_version, dialect_path, plan_build, rf_export_command
 from rftrt.engines.build_spec import BuildSpec
-from rftrt.engines.builder import (
-    API_USED,
-    BUILD_OUTPUTS,
-    PATH_STEPS,
-    check_network_io,
-    check_tensorrt_version,
-    dialect_path,
-    load_bundle_spec,
-    match_fp32_layers,
-    missing_api,
-    parse_layer_information,
-    plan_build,
-    read_calibration_cache,
-    rf_export_command,
-    sidecar_path,
-    sidecar_record,
-)
+from rftrt.engines.build_steps import API_USED, PATH_STEPS
+from rftrt.engines.bundle import BUILD_OUTPUTS, load_bundle_spec
+from rftrt.engines.sidecar import sidecar_path, sidecar_record
+from rftrt.engines.tensorrt_api import missing_api
 from rftrt.errors import RftrtError
 from rftrt.targets.batch import BatchProfile
 from rftrt.targets.profiles import load_target
@@ -347,8 +336,9 @@ def _device_target(trt_version: str, compute_capability: str) -> tuple[str, bool
 @pytest.mark.tensorrt
 def test_build_run_and_verify_a_bundle_on_the_device(tmp_path):
     trt = pytest.importorskip("tensorrt", reason="TensorRT cannot be installed here (docs/engines.md); this runs on the device")
-    from rftrt.engines.builder import build_bundle
-    from rftrt.engines.runtime import EngineRunner, cuda_device_count, gpu_info
+    from rftrt.engines.build import build_bundle
+    from rftrt.engines.cuda import cuda_device_count, gpu_info
+    from rftrt.engines.runner import EngineRunner
     from rftrt.engines.verify import verify_engine
     from rftrt.pipeline import ExportOptions, run_export
 

@@ -9,24 +9,19 @@ import onnx_graphsurgeon as gs
 import pytest
 from helpers import cli_error
 
+from rftrt._data import load_toml
 from rftrt.cli.inspect import inspect_main
 from rftrt.errors import RftrtError
-from rftrt.models import create
+from rftrt.models import create, list_models, model_info
+from rftrt.targets.dla import dla_rules, parse_dla_rules
 from rftrt.targets.hardware import hardware, list_hardware
-from rftrt.tools.inspect import (
-    OFFICIAL_STAGE_PARAMS,
-    TrafficEstimate,
-    complexity_report,
-    dla_rule,
-    export_and_pass,
-    format_inspect,
-    inspect_model,
-    memory_traffic,
-    op_histogram,
-    predict_dla,
-    stage_of,
-    time_floor,
-)
+from rftrt.tools.inspect.complexity import complexity_report
+from rftrt.tools.inspect.dla import dla_rule, predict_dla
+from rftrt.tools.inspect.exported import export_and_pass
+from rftrt.tools.inspect.graph import stage_of
+from rftrt.tools.inspect.histogram import op_histogram
+from rftrt.tools.inspect.report import format_inspect, inspect_model
+from rftrt.tools.inspect.traffic import TrafficEstimate, memory_traffic, time_floor
 
 RES = 64
 
@@ -50,13 +45,24 @@ def test_stages_sum_to_the_total_and_match_the_model_and_its_graph(name, exporte
         assert stage.stage == label and stage.params == sum(p.numel() for p in model.get_submodule(path).parameters())
     assert sum(s.macs for s in report.stages) == report.macs
     if name.startswith("evit"):
-        assert {s.stage: s.official_params for s in report.stages} == OFFICIAL_STAGE_PARAMS[name]
+        assert {s.stage: s.official_params for s in report.stages} == model_info(name).stage_params
+        assert all(s.official_params == s.params for s in report.stages)  # our modules are the official ones
         # the LiteMLA rewrite computes the padded ones-row as a sum: a few MACs fewer in the graph
         assert 0.99 * report.macs < report.graph_macs <= report.macs
     else:
         assert all(s.official_params is None for s in report.stages)
         assert report.graph_macs == report.macs  # torch's counter and the ONNX graph agree exactly
         assert report.attention_elementwise > 0
+
+
+def test_official_stage_counts_are_sourced_data():
+    zoo = load_toml("rftrt.models", "zoo.toml")["models"]
+    with_counts = [name for name in list_models() if model_info(name).stage_params]
+    assert with_counts == ["evit_b0", "evit_b1", "evit_b2", "evit_b3"]
+    for name in with_counts:
+        assert zoo[name]["stage_params"]["source"] == "official-modules"
+        assert list(model_info(name).stage_params) == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert sum(model_info("evit_b1").stage_params.values()) == 9_102_024  # model_spec §2.1's total
 
 
 def test_published_figures_are_beside_ours():
@@ -233,6 +239,25 @@ def test_dla_rules_precision_limits_and_attributes():
     assert dla_rule(gs.Node("ReduceMax", "rmax", {}, [x], [gs.Variable("rm", np.float32)]))[0] == "DLA"
     for op in ("MatMul", "LayerNormalization", "HardSigmoid", "Gather"):
         assert dla_rule(gs.Node(op, op, {}, [x], [gs.Variable(op + "_o", np.float32)]))[0] == "GPU"
+
+
+def test_every_dla_rule_carries_a_source():
+    raw = load_toml("rftrt.targets", "dla_rules.toml")
+    rules = dla_rules()
+    assert rules.sources and all(rules.sources.values())
+    for section in ("precision", "loadables", "convolution", "clip", "concat"):
+        assert raw[section]["source"] in rules.sources
+    assert set(rules.ops) == set(raw["dla"]) | set(raw["gpu"])
+    for rule in rules.ops.values():
+        assert rule.source in rules.sources and rule.text and rule.device in ("DLA", "GPU")
+    assert (rules.conv_kernel, rules.conv_stride, rules.loadables_per_core) == ((1, 32), (1, 8), 16)
+    del raw["gpu"]["MatMul"]["source"]
+    with pytest.raises(RftrtError, match=r"\[gpu.MatMul\] has source None"):
+        parse_dla_rules(raw)
+    raw = load_toml("rftrt.targets", "dla_rules.toml")
+    raw["dla"]["Conv"] = {"layer": "Convolution", "source": "trt-dla-layers"}
+    with pytest.raises(RftrtError, match="Conv has more than one rule"):
+        parse_dla_rules(raw)
 
 
 def test_too_many_loadables_and_dynamic_batch_are_noted():

@@ -17,15 +17,9 @@ import numpy as np
 import pytest
 from helpers import exported_bundle, one_line_error, tensorrt_importable
 
-from rftrt.engines.runtime import (
-    PLAN_MAGIC,
-    EngineRunner,
-    api_names,
-    check_batch,
-    check_plan_file,
-    read_plan_header,
-    uses,
-)
+from rftrt.engines.plan_file import PLAN_MAGIC, check_plan_file, read_plan_header
+from rftrt.engines.runner import EngineRunner, check_batch
+from rftrt.engines.tensorrt_api import api_names, uses
 from rftrt.errors import RftrtError
 
 
@@ -160,7 +154,7 @@ def test_the_runner_without_tensorrt_says_where_it_runs(tmp_path):
 
 def _cuda_devices() -> int:
     try:
-        from rftrt.engines.runtime import cuda_device_count
+        from rftrt.engines.cuda import cuda_device_count
 
         return cuda_device_count()[0]
     except RftrtError:  # cuda-python not installed
@@ -174,7 +168,7 @@ requires_gpu = pytest.mark.skipif(
 
 def test_cuda_python_answers_without_a_gpu_too():
     pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is an optional extra (rftrt[device]) and is not installed here")
-    from rftrt.engines.runtime import DeviceBuffer, Stream, cuda_device_count, gpu_info
+    from rftrt.engines.cuda import DeviceBuffer, Stream, cuda_device_count, gpu_info
 
     count, why = cuda_device_count()
     assert count >= 0
@@ -188,7 +182,7 @@ def test_cuda_python_answers_without_a_gpu_too():
 @pytest.mark.gpu
 @requires_gpu
 def test_gpu_info():
-    from rftrt.engines.runtime import gpu_info
+    from rftrt.engines.cuda import gpu_info
 
     info = gpu_info()
     assert info["name"] and "." in info["compute_capability"] and info["driver_cuda_version"] != "unknown"
@@ -198,7 +192,7 @@ def test_gpu_info():
 @requires_gpu
 @pytest.mark.parametrize("nbytes", [4, 1000, 3 << 20])
 def test_host_to_device_and_back_through_pinned_buffers(nbytes):
-    from rftrt.engines.runtime import DeviceBuffer, PinnedBuffer, Stream
+    from rftrt.engines.cuda import DeviceBuffer, PinnedBuffer, Stream
 
     data = np.random.default_rng(nbytes).integers(0, 255, nbytes, dtype=np.uint8)
     with Stream() as stream, DeviceBuffer(nbytes) as device, PinnedBuffer(nbytes) as src, PinnedBuffer(nbytes) as dst:
@@ -212,7 +206,7 @@ def test_host_to_device_and_back_through_pinned_buffers(nbytes):
 @pytest.mark.gpu
 @requires_gpu
 def test_partial_copies_and_pageable_numpy_arrays():
-    from rftrt.engines.runtime import DeviceBuffer, Stream
+    from rftrt.engines.cuda import DeviceBuffer, Stream
 
     x = np.arange(64, dtype=np.float32).reshape(4, 16)
     out = np.zeros_like(x)
@@ -229,7 +223,7 @@ def test_partial_copies_and_pageable_numpy_arrays():
 @pytest.mark.gpu
 @requires_gpu
 def test_a_cuda_graph_replays_the_captured_copies():
-    from rftrt.engines.runtime import CudaGraph, DeviceBuffer, PinnedBuffer, Stream
+    from rftrt.engines.cuda import CudaGraph, DeviceBuffer, PinnedBuffer, Stream
 
     n = 1 << 12
     with Stream() as stream, DeviceBuffer(n * 4) as device, PinnedBuffer(n * 4) as src, PinnedBuffer(n * 4) as dst:
@@ -250,7 +244,7 @@ def test_a_cuda_graph_replays_the_captured_copies():
 @pytest.mark.gpu
 @requires_gpu
 def test_freed_buffers_refuse_use():
-    from rftrt.engines.runtime import DeviceBuffer, PinnedBuffer
+    from rftrt.engines.cuda import DeviceBuffer, PinnedBuffer
 
     device, pinned = DeviceBuffer(16), PinnedBuffer(16)
     device.free()

@@ -20,14 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from rftrt.engines import builder, runtime
+from rftrt.engines import build, build_decisions, build_plan, build_steps, cuda, plan_file, runner, sidecar, tensorrt_api
+from rftrt.engines.build_plan import dialect_path, plan_build
 from rftrt.engines.build_spec import BuildSpec
-from rftrt.engines.builder import API_USED, PATH_STEPS, dialect_path, plan_build
-from rftrt.engines.runtime import CUDART_API_USED, RUNTIME_API_USED, EngineRunner, tensorrt_logger
+from rftrt.engines.build_steps import API_USED, PATH_STEPS
+from rftrt.engines.cuda import CUDART_API_USED
+from rftrt.engines.runner import RUNNER_API_USED, EngineRunner
+from rftrt.engines.tensorrt_api import tensorrt_logger
 from rftrt.errors import RftrtError
 from rftrt.targets.batch import BatchProfile
 
-DATA = Path(builder.__file__).parent / "data" / "trt_api"
+DATA = Path(build_steps.__file__).parent / "data" / "trt_api"
 
 
 @lru_cache(maxsize=None)
@@ -35,16 +38,16 @@ def apis() -> dict[str, dict]:
     return {api["tensorrt_version"]: api for api in (json.loads(p.read_text()) for p in sorted(DATA.glob("trt-*.json")))}
 
 
-def _load_extractor():
+def _load_name_lookup():
     """The extraction script owns the name lookup over its data files; the test uses the same one."""
-    path = Path(__file__).parents[1] / "scripts" / "extract_trt_api.py"
-    spec = importlib.util.spec_from_file_location("extract_trt_api", path)
+    path = Path(__file__).parents[1] / "scripts" / "trt_api" / "names.py"
+    spec = importlib.util.spec_from_file_location("trt_api_names", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-has_name = _load_extractor().has_name
+has_name = _load_name_lookup().has_name
 
 
 def paths_for(version: str) -> list[str]:
@@ -93,7 +96,7 @@ def test_every_name_a_build_path_uses_exists_in_its_release(path, version):
 
 @pytest.mark.parametrize("version", sorted(apis()))
 def test_every_name_the_runtime_uses_exists_in_every_release(version):
-    missing = [name for name in RUNTIME_API_USED if not has_name(apis()[version], name)]
+    missing = [name for name in RUNNER_API_USED if not has_name(apis()[version], name)]
     assert not missing, f"TensorRT {version} has no {missing} (used by the engine runner)"
 
 
@@ -155,7 +158,7 @@ def test_nothing_removed_before_a_release_is_used_on_it():
     legacy = {"IBuilderConfig.max_workspace_size", "Builder.build_engine", "Builder.max_batch_size",
               "IExecutionContext.execute_async_v2", "IExecutionContext.set_binding_shape",
               "ICudaEngine.get_binding_shape", "ICudaEngine.num_bindings", "BuilderFlag.STRICT_TYPES"}
-    used = set(RUNTIME_API_USED).union(*API_USED.values())
+    used = set(RUNNER_API_USED).union(*API_USED.values())
     assert not used & legacy
 
 
@@ -269,11 +272,11 @@ def _declared_functions():
     seen = {}
     for steps in PATH_STEPS.values():
         for step in steps:
-            seen[step.__name__] = (step, builder)
+            seen[step.__name__] = (step, build_steps)
     for name, fn in vars(EngineRunner).items():
         if callable(fn):
-            seen[f"EngineRunner.{name}"] = (fn, runtime)
-    seen["tensorrt_logger"] = (tensorrt_logger, runtime)
+            seen[f"EngineRunner.{name}"] = (fn, runner)
+    seen["tensorrt_logger"] = (tensorrt_logger, tensorrt_api)
     return seen
 
 
@@ -315,7 +318,11 @@ def _module_functions(module):
             yield node
 
 
-@pytest.mark.parametrize("module", [builder, runtime], ids=["builder", "runtime"])
+#: The builder's and the runtime's modules: wherever TensorRT could be touched.
+ENGINE_MODULES = [build_decisions, build_plan, build_steps, build, sidecar, plan_file, tensorrt_api, cuda, runner]
+
+
+@pytest.mark.parametrize("module", ENGINE_MODULES, ids=[m.__name__.rsplit(".", 1)[-1] for m in ENGINE_MODULES])
 def test_functions_without_a_declaration_touch_no_tensorrt(module):
     declared_names = {fn.__name__ for fn, m in DECLARED.values() if m is module}
     # Methods of classes defined inside declared functions belong to those functions' declarations.
@@ -344,20 +351,20 @@ def test_the_runtime_table_is_the_union_of_its_methods():
     methods = [fn for fn in vars(EngineRunner).values() if hasattr(fn, "__trt_api__")]
     assert len(methods) >= 5
     expected = set().union(*(set(fn.__trt_api__) for fn in methods)) | set(tensorrt_logger.__trt_api__)
-    assert set(RUNTIME_API_USED) == expected
+    assert set(RUNNER_API_USED) == expected
 
 
 # --- cuda-python ----------------------------------------------------------------------------
 
 
 def test_the_runtime_calls_only_the_cudart_names_it_lists():
-    tree = ast.parse(Path(runtime.__file__).read_text())
+    trees = [ast.parse(Path(module.__file__).read_text()) for module in ENGINE_MODULES]
     def is_cudart(node: ast.AST) -> bool:  # `cudart.X` or `_cudart().X`
         if isinstance(node, ast.Name):
             return node.id == "cudart"
         return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_cudart"
 
-    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and is_cudart(n.value)}
+    used = {n.attr for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Attribute) and is_cudart(n.value)}
     assert used == set(CUDART_API_USED)
 
 

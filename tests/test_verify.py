@@ -12,8 +12,9 @@ from helpers import copy_bundle, exported_bundle, process_error, run_cli, tensor
 
 from rftrt.comparison import TOLERANCES
 from rftrt.engines.build_spec import BuildSpec
-from rftrt.engines.builder import load_bundle_spec
-from rftrt.engines.verify import ENGINE_TOLERANCE, Golden, check_sidecar, compare_with_golden, read_sidecar
+from rftrt.engines.bundle import load_bundle_spec
+from rftrt.engines.sidecar import check_sidecar, read_sidecar
+from rftrt.engines.verify import ENGINE_TOLERANCE, Golden, compare_with_golden
 from rftrt.errors import RftrtError
 
 # --- golden data ----------------------------------------------------------------------------

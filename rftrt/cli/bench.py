@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import RftrtError
 from . import parser, run
 from .args import add_json_option, batch_sizes
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..tools.bench.request import BenchRequest
 
-def bench_main(argv: Sequence[str] | None = None) -> int:
-    """``rf-bench``: latency and throughput of two models side by side, interleaved."""
+
+def _backend_names(text: str) -> list[str]:
+    """argparse type of ``--backend``: a comma list of backend names."""
+    return [b.strip() for b in text.split(",") if b.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
     cli = parser(
         "rf-bench",
         "Benchmark a model against another, interleaved, on ONNX Runtime, PyTorch CUDA or a TensorRT engine; "
@@ -27,6 +33,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     how = cli.add_argument_group("backend")
     how.add_argument(
         "--backend",
+        type=_backend_names,
         default="ort",
         help="ort, ort-cuda, torch, torch-compile, trt, a comma list, or all (available ones; others skipped with the reason). Default ort",
     )
@@ -52,75 +59,56 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     out.add_argument("--quiet", action="store_true", help="no progress display")
     info = cli.add_argument_group("information")
     info.add_argument("--list-backends", action="store_true", help="print every backend, whether it is available here and why")
+    return cli
+
+
+def _request(args: argparse.Namespace) -> BenchRequest:
+    """The request the arguments make; :meth:`BenchRequest.run` checks it."""
+    from ..tools.bench.request import BenchRequest
+
+    settings = {
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "iterations": args.iterations,
+        "rotate": args.rotate,
+        "threads": args.threads,
+        "copies": args.copies,
+        "compile_mode": args.compile_mode,
+        "channels_last": False if args.contiguous else None,
+    }
+    return BenchRequest(
+        model=args.model,
+        vs=args.vs,
+        backends=args.backend,
+        resolution=args.resolution,
+        vs_resolution=args.vs_resolution,
+        batches=args.batch,
+        precision=args.precision,
+        settings={key: value for key, value in settings.items() if value is not None},
+        engine=args.engine,
+        vs_engine=args.vs_engine,
+        engine_dir=args.engine_dir,
+        paper_table=args.paper_table,
+    )
+
+
+def bench_main(argv: Sequence[str] | None = None) -> int:
+    """``rf-bench``: latency and throughput of two models side by side, interleaved."""
 
     def body(args: argparse.Namespace) -> int:
-        from ..tools.bench import BACKENDS, Progress, backend_status, run_benchmark, run_paper_table
-        from ..tools.report import format_bench, write_outputs
-        from ..tools.tables import render_table
+        from ..tools.bench.backends.registry import backend_status
+        from ..tools.bench.report import format_backend_status, format_bench, write_outputs
+        from ..tools.bench.schedule import Progress
 
         if args.list_backends:
-            print(render_table(["backend", "available", "why"], [[n, "yes" if ok else "no", r] for n, ok, r in backend_status()], "lll"))
+            print(format_backend_status(backend_status()))
             return 0
-        backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-        for name in backends:
-            if name != "all" and name not in BACKENDS:
-                from ..tools.bench import backend
-
-                backend(name)  # raises, naming the backends and the available ones
-        overrides = {
-            key: value
-            for key, value in {
-                "warmup": args.warmup,
-                "rounds": args.rounds,
-                "iterations": args.iterations,
-                "rotate": args.rotate,
-                "threads": args.threads,
-                "copies": args.copies,
-                "compile_mode": args.compile_mode,
-                "channels_last": False if args.contiguous else None,
-            }.items()
-            if value is not None
-        }
         progress = Progress(not args.quiet)
-        if args.paper_table:
-            if args.model or args.vs or args.engine or args.vs_engine:
-                raise RftrtError("--paper-table runs the paper's pairs itself: leave out --model, --vs and the engines")
-            if len(backends) != 1 or backends == ["all"]:
-                raise RftrtError("--paper-table runs on one backend; name it with --backend")
-            report = run_paper_table(backends[0], args.batch, args.precision, overrides, progress, args.engine_dir)
-        else:
-            if not args.model:
-                raise RftrtError("--model is required (e.g. --model rf_b1 --vs evit_b1), or use --paper-table")
-            if args.engine_dir:
-                raise RftrtError("--engine-dir is for --paper-table; give --engine and --vs-engine here")
-            if args.vs_engine and not args.vs:
-                raise RftrtError("--vs-engine needs --vs")
-            engines = {k: v for k, v in ((args.model, args.engine), (args.vs, args.vs_engine)) if v}
-            if engines and "trt" not in backends:
-                raise RftrtError("--engine and --vs-engine are for --backend trt")
-            report = run_benchmark(
-                args.model,
-                args.vs,
-                backends,
-                args.resolution,
-                args.batch,
-                args.precision,
-                overrides,
-                engines,
-                args.vs_resolution,
-                progress,
-            )
+        report = _request(args).run(progress)
         progress.done()
         print(format_bench(report))
-        json_path, markdown_path, plot_path = args.json, args.markdown, args.plot
-        if args.out:
-            folder = Path(args.out)
-            folder.mkdir(parents=True, exist_ok=True)
-            json_path = json_path or folder / "bench.json"
-            markdown_path = markdown_path or folder / "bench.md"
-            plot_path = plot_path or folder / "bench.png"
-        for path in write_outputs(report, json_path, markdown_path, plot_path):
+        for path in write_outputs(report, args.json, args.markdown, args.plot, args.out):
             print(f"wrote {path}")
         return 0
 
-    return run("rf-bench", cli, body, argv)
+    return run("rf-bench", _parser(), body, argv)

@@ -27,7 +27,7 @@ def build_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> int:
-        from ..engines.builder import build_bundle
+        from ..engines.build import build_bundle
 
         result = build_bundle(
             args.bundle,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,18 +12,6 @@ from . import parser, run
 from .args import add_json_option, add_target_options
 
 _FORMATS = {"cache": ("cache",), "qdq": ("qdq",), "both": ("cache", "qdq")}
-
-
-def _load_onnx(path: str):
-    import onnx
-
-    file = Path(path)
-    if not file.is_file():
-        raise RftrtError(f"{file}: no such ONNX file")
-    try:
-        return onnx.load(str(file))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
-        raise RftrtError(f"{file}: not an ONNX model ({' '.join(str(exc).split()) or type(exc).__name__})") from None
 
 
 def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, Path]) -> list[str]:
@@ -67,8 +54,7 @@ def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, P
     return commands
 
 
-def calib_main(argv: Sequence[str] | None = None) -> int:
-    """``rf-calib``: calibrate an exported FP32 ONNX for INT8 on a folder of images."""
+def _parser() -> argparse.ArgumentParser:
     from ..precision.ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 
     cli = parser(
@@ -92,126 +78,101 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
     out.add_argument("--out", metavar="DIR", help="output folder (default: <ONNX folder>/<ONNX name>.int8)")
     out.add_argument("--force", action="store_true", help="recalibrate even if DIR holds a calibration of another model or data")
     add_json_option(out)
+    return cli
+
+
+def _check_arguments(args: argparse.Namespace):
+    """Refuse bad combinations before any work; the resolved target."""
+    from ..precision.cache import DEFAULT_ALGORITHM
+    from ..precision.int8 import check_formats, default_formats
+    from ..targets.profiles import load_target
+
+    if args.calib_images < 1:
+        raise RftrtError(f"--calib-images must be at least 1, got {args.calib_images}")
+    if args.calib_batch < 1:
+        raise RftrtError(f"--calib-batch must be at least 1, got {args.calib_batch}")
+    if args.from_cache and args.calib_dir:
+        raise RftrtError("--from-cache takes the ranges from the cache; it cannot be combined with --calib-dir")
+    target = load_target(args.target, args.trt_version, args.dla)
+    if args.cache_algorithm and target.strongly_typed:
+        raise RftrtError(f"--cache-algorithm: TensorRT {target.release.version} on {target.name} is strongly typed and reads no calibration cache")
+    formats = _FORMATS[args.format] if args.format else None
+    check_formats(target, formats or default_formats(target), args.cache_algorithm or DEFAULT_ALGORITHM)
+    return target, formats
+
+
+def _from_cache(args: argparse.Namespace, model, target, onnx_path: Path, out_dir: Path) -> int:
+    from ..precision.int8 import qdq_from_cache, write_renderings
+
+    cache_file = Path(args.from_cache)
+    if not cache_file.is_file():
+        raise RftrtError(f"{cache_file}: no such calibration cache")
+    rendered = qdq_from_cache(model, cache_file.read_text(encoding="utf-8", errors="replace"), target, str(cache_file))
+    files = write_renderings(out_dir, onnx_path.stem, qdq_model=rendered.qdq_model, typed_model=rendered.typed_model)
+    if rendered.internal:
+        print(f"note: {len(rendered.internal)} TensorRT-internal tensors in the cache have no ONNX name and were left out")
+    print(f"ranges from {cache_file} ({len(rendered.amax)} tensors); {rendered.qdq_report.summary()}")
+    for name in files.values():
+        print(f"wrote {name}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, model, target, formats, onnx_path: Path, out_dir: Path) -> int:
+    from ..data.images import Preprocess
+    from ..data.sources import ImageSource
+    from ..files import write_json
+    from ..precision.cache import DEFAULT_ALGORITHM
+    from ..precision.int8 import calibrate, model_resolution, write_renderings
+    from ..precision.store import CalibrationStore
+
+    preprocess = Preprocess.for_resolution(model_resolution(model)[1])
+    if args.calib_dir:
+        source = ImageSource.from_folder(args.calib_dir, preprocess, args.calib_images)
+    else:
+        source = ImageSource.bundled(preprocess, min(args.calib_images, 8))
+    store = CalibrationStore(out_dir)
+    result = calibrate(
+        model, source, target=target, method=args.calib_method, batch=args.calib_batch, percentile=args.percentile,
+        trt_version=args.trt_version or target.release.version, algorithm=args.cache_algorithm or DEFAULT_ALGORITHM,
+        formats=formats, store=store, force=args.force,
+        log=lambda line: print(line, file=sys.stderr if line.startswith("warning") else sys.stdout),
+    )  # fmt: skip
+    files = write_renderings(out_dir, onnx_path.stem, cache_text=result.cache_text, qdq_model=result.qdq_model, typed_model=result.typed_model)
+    for line in result.report_lines(onnx_path.name):
+        print(line)
+    for path in [*files.values(), store.path]:
+        print(f"wrote {path}")
+    commands = _next_commands(model, result, onnx_path, out_dir, files)
+    if commands:
+        print("next (on the target):", *commands, sep="\n  ")
+    if args.json:
+        write_json(Path(args.json), {**result.as_dict(), "files": {k: str(v) for k, v in files.items()}, "record": str(store.path), "next": commands})
+    if not result.passed:
+        failed = next(c for c in result.checks if not c.passed)
+        print(f"rf-calib: INT8 check failed: {failed.line()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def calib_main(argv: Sequence[str] | None = None) -> int:
+    """``rf-calib``: calibrate an exported FP32 ONNX for INT8 on a folder of images."""
 
     def body(args: argparse.Namespace) -> int:
-        from ..data.images import Preprocess
-        from ..data.sources import ImageSource
-        from ..files import write_file_atomic
-        from ..precision.cache import DEFAULT_ALGORITHM
-        from ..precision.int8 import calibrate, check_formats, check_fp32_model, default_formats, dynamic_batch, model_resolution, ranges_from_cache
-        from ..precision.qdq import insert_qdq, qdq_tensors, render_typed
-        from ..precision.store import CalibrationStore
-        from ..targets.profiles import load_target
+        from ..export.onnx_export import load_onnx
+        from ..precision.int8 import check_fp32_model, model_resolution
 
-        if args.calib_images < 1:
-            raise RftrtError(f"--calib-images must be at least 1, got {args.calib_images}")
-        if args.calib_batch < 1:
-            raise RftrtError(f"--calib-batch must be at least 1, got {args.calib_batch}")
-        if args.from_cache and args.calib_dir:
-            raise RftrtError("--from-cache takes the ranges from the cache; it cannot be combined with --calib-dir")
-        target = load_target(args.target, args.trt_version, args.dla)
-        algorithm = args.cache_algorithm or DEFAULT_ALGORITHM
-        formats = _FORMATS[args.format] if args.format else None
-        if args.cache_algorithm and target.strongly_typed:
-            raise RftrtError(f"--cache-algorithm: TensorRT {target.release.version} on {target.name} is strongly typed and reads no calibration cache")
-        check_formats(target, formats or default_formats(target), algorithm)
+        target, formats = _check_arguments(args)
         onnx_path = Path(args.onnx)
-        model = _load_onnx(args.onnx)
-        static, height, width = model_resolution(model)
+        model = load_onnx(args.onnx)
+        _, height, width = model_resolution(model)
         check_fp32_model(model)
         if height != width:
             raise RftrtError(f"the ONNX takes {height}x{width} images; EfficientViT preprocessing gives square crops")
         out_dir = Path(args.out) if args.out else onnx_path.parent / f"{onnx_path.stem}.int8"
         if out_dir.exists() and not out_dir.is_dir():
             raise RftrtError(f"{out_dir} exists and is not a folder; choose another --out")
-        header_version = args.trt_version or target.release.version
-        files: dict[str, Path] = {}
-        lines: list[str] = []
-
         if args.from_cache:
-            cache_file = Path(args.from_cache)
-            if not cache_file.is_file():
-                raise RftrtError(f"{cache_file}: no such calibration cache")
-            amax, internal = ranges_from_cache(cache_file.read_text(encoding="utf-8", errors="replace"), model, str(cache_file))
-            from ..precision.plan import plan_precision
+            return _from_cache(args, model, target, onnx_path, out_dir)
+        return _calibrate(args, model, target, formats, onnx_path, out_dir)
 
-            plan = plan_precision(dynamic_batch(model), ImageSource.bundled(Preprocess.for_resolution(height)).load_all(), "bundled photographs")
-            needed = [n for n in qdq_tensors(model, plan.fp32_nodes) if n not in amax]
-            if needed:
-                raise RftrtError(
-                    f"{cache_file}: no scale for {len(needed)} tensors the Q/DQ ONNX quantizes (e.g. {needed[0]!r}); "
-                    "the cache does not cover this model: recalibrate"
-                )
-            out_dir.mkdir(parents=True, exist_ok=True)
-            qdq, report = insert_qdq(model, amax, plan.fp32_nodes)
-            files["qdq"] = out_dir / f"{onnx_path.stem}.qdq.onnx"
-            write_file_atomic(files["qdq"], qdq.SerializeToString())
-            if target.strongly_typed:
-                typed, _ = render_typed(qdq, plan.fp32_nodes)
-                files["typed"] = out_dir / f"{onnx_path.stem}.qdq.fp16.onnx"
-                write_file_atomic(files["typed"], typed.SerializeToString())
-            if internal:
-                print(f"note: {len(internal)} TensorRT-internal tensors in the cache have no ONNX name and were left out")
-            print(f"ranges from {cache_file} ({len(amax)} tensors); {report.summary()}")
-            for name in files.values():
-                print(f"wrote {name}")
-            return 0
-
-        preprocess = Preprocess.for_resolution(height)
-        if args.calib_dir:
-            source = ImageSource.from_folder(args.calib_dir, preprocess, args.calib_images)
-        else:
-            source = ImageSource.bundled(preprocess, min(args.calib_images, 8))
-        store = CalibrationStore(out_dir)
-        result = calibrate(
-            model,
-            source,
-            target=target,
-            method=args.calib_method,
-            batch=args.calib_batch,
-            percentile=args.percentile,
-            trt_version=header_version,
-            algorithm=algorithm,
-            formats=formats,
-            store=store,
-            force=args.force,
-            log=lambda line: print(line, file=sys.stderr if line.startswith("warning") else sys.stdout),
-        )
-        if result.cache_text is not None:
-            files["cache"] = out_dir / "calibration.cache"
-            write_file_atomic(files["cache"], result.cache_text.encode())
-        if result.qdq_model is not None:
-            files["qdq"] = out_dir / f"{onnx_path.stem}.qdq.onnx"
-            write_file_atomic(files["qdq"], result.qdq_model.SerializeToString())
-        if result.typed_model is not None:
-            files["typed"] = out_dir / f"{onnx_path.stem}.qdq.fp16.onnx"
-            write_file_atomic(files["typed"], result.typed_model.SerializeToString())
-
-        source_line = result.source.get("description", "")
-        lines.append(f"calibrated {onnx_path.name}: {result.summary()}; data: {source_line}")
-        lines.append(f"precision plan: {result.plan.summary()}")
-        if result.qdq_report:
-            lines.append(result.qdq_report.summary())
-        if result.cache_text is not None:
-            lines.append(f"cache: {result.cache_text.splitlines()[0]}, {len(result.cache_tensors)} tensors")
-        for check in result.checks:
-            lines.append(check.line())
-        for line in lines:
-            print(line)
-        for path in files.values():
-            print(f"wrote {path}")
-        print(f"wrote {store.path}")
-        commands = _next_commands(model, result, onnx_path, out_dir, files)
-        if commands:
-            print("next (on the target):", *commands, sep="\n  ")
-        if args.json:
-            report = {**result.as_dict(), "files": {k: str(v) for k, v in files.items()}, "record": str(store.path), "next": commands}
-            write_file_atomic(Path(args.json), (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
-        if not result.passed:
-            failed = next(c for c in result.checks if not c.passed)
-            print(f"rf-calib: INT8 check failed: {failed.line()}", file=sys.stderr)
-            return 1
-        return 0
-
-    return run("rf-calib", cli, body, argv)
-
+    return run("rf-calib", _parser(), body, argv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,9 +39,8 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
         import onnx
 
-        from ..files import write_file_atomic
         from ..targets.hardware import hardware
-        from ..tools.inspect import format_inspect, inspect_model
+        from ..tools.inspect.report import format_inspect, inspect_model, write_inspect_json, write_inspect_markdown
 
         for key in args.gpu:
             hardware(key)  # unknown names fail before any work
@@ -58,13 +56,12 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
                 raise RftrtError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split())})") from None
         report = inspect_model(args.model, args.resolution, model, args.target, tuple(args.gpu), args.precision, tuple(args.batch))
-        text = format_inspect(report, nodes=not args.summary)
-        print(text)
+        print(format_inspect(report, nodes=not args.summary))
         if args.json:
-            write_file_atomic(Path(args.json), (json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n").encode())
+            write_inspect_json(report, args.json)
             print(f"wrote {args.json}")
         if args.markdown:
-            write_file_atomic(Path(args.markdown), (text.replace("rf-inspect: ", "# rf-inspect: ", 1) + "\n").encode())
+            write_inspect_markdown(report, args.markdown, nodes=not args.summary)
             print(f"wrote {args.markdown}")
         return 0
 

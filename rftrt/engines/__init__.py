@@ -1,1 +1,1 @@
-"""Target profiles, the TensorRT builder, on-device bundles and the cuda-python runtime."""
+"""On the device: bundles, building TensorRT engines (rf-build), running them (cuda-python) and verifying them (rf-verify)."""

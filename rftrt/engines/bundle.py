@@ -4,6 +4,9 @@ A bundle is written all at once or not at all: its files go to a temporary direc
 destination (same filesystem), are flushed to disk, and the directory is renamed into place, so a
 crash, a full disk or Ctrl-C never leaves a half-written bundle under the real name. The manifest has
 sorted keys and no timestamps: the same files and versions give a byte-identical manifest.
+
+On the device, :func:`load_bundle_spec` opens a bundle: it verifies the files against the manifest
+(allowing the :data:`BUILD_OUTPUTS` that builds and benchmarks add) and reads ``build.json``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import RftrtError
 from ..files import fsync_dir, remove_path, sha256_bytes, sha256_file, write_durable
+from .build_spec import BuildSpec
 
-__all__ = ["BundleFile", "BundleReport", "MANIFEST", "write_bundle", "verify_bundle"]
+__all__ = ["BundleFile", "BundleReport", "MANIFEST", "BUILD_OUTPUTS", "write_bundle", "verify_bundle", "load_bundle_spec"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
 _EXECUTABLE_SUFFIXES = (".sh",)
+
+#: Files a build or benchmark writes into a bundle that its manifest does not list.
+BUILD_OUTPUTS = ("*.engine", "*.engine.json", "*.plan", "*.plan.json", "timing.cache", "*.log", "verify*.json")
 
 
 @dataclass(frozen=True)
@@ -226,3 +233,19 @@ def verify_bundle(bundle_dir: Path, *, ignore: Collection[str] = ()) -> BundleRe
         raise RftrtError(f"bundle {bundle_dir} does not match its {MANIFEST}: {'; '.join(problems)}; re-export the bundle")
     versions = manifest.get("versions") or {}
     return BundleReport(path=bundle_dir, files=tuple(records), versions=dict(versions))
+
+
+# --- opening a bundle on the device -------------------------------------------------------------
+
+
+def load_bundle_spec(bundle_dir: Path) -> BuildSpec:
+    """Verify a bundle against its manifest (build outputs may be there) and read its build.json."""
+    bundle_dir = Path(bundle_dir)
+    verify_bundle(bundle_dir, ignore=BUILD_OUTPUTS)
+    path = bundle_dir / "build.json"
+    if not path.is_file():
+        raise RftrtError(f"{bundle_dir} has no build.json; it is not an rf-export bundle")
+    try:
+        return BuildSpec.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RftrtError(f"{path} is not a valid build specification ({exc}); re-export the bundle") from None

@@ -29,7 +29,6 @@ this bundle's ONNX, the batch is inside the engine's profile.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,17 +40,17 @@ import numpy as np
 from ..comparison import TOLERANCES, Comparison, compare
 from ..errors import RftrtError
 from ..files import sha256_file
-from ..targets.tensorrt import release_of
 from .build_spec import BuildSpec
-from .builder import load_bundle_spec, sidecar_path
-from .runtime import EngineRunner, check_batch, check_plan_file, import_tensorrt, installed_tensorrt_version
+from .bundle import load_bundle_spec
+from .plan_file import check_plan_file
+from .runner import EngineRunner, check_batch
+from .sidecar import check_sidecar, read_sidecar, sidecar_path
+from .tensorrt_api import import_tensorrt, installed_tensorrt_version
 
 __all__ = [
     "ENGINE_TOLERANCE",
     "Golden",
     "VerifyResult",
-    "read_sidecar",
-    "check_sidecar",
     "compare_with_golden",
     "input_sensitivity_warning",
     "verify_engine",
@@ -224,36 +223,6 @@ def compare_with_golden(
         fp32=fp32,
         warnings=tuple(w for w in [input_sensitivity_warning(golden.logits)] if w),
     )
-
-
-def read_sidecar(engine: Path) -> dict | None:
-    """The engine's ``<engine>.json`` written by rf-build, or None if there is none."""
-    path = sidecar_path(engine)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RftrtError(f"{path} is not valid JSON ({exc}); rebuild the engine with rf-build") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tensorrt"), dict):
-        raise RftrtError(f"{path} is not an rf-build sidecar; rebuild the engine with rf-build")
-    return data
-
-
-def check_sidecar(sidecar: dict, *, installed: str | None, onnx_sha256: str | None, bundle: str = "BUNDLE") -> None:
-    """Refuse an engine built by another TensorRT release, or from another ONNX than the bundle's."""
-    built = str(sidecar.get("tensorrt", {}).get("version", ""))
-    if installed is not None and built and release_of(built) != release_of(installed):
-        raise RftrtError(
-            f"engine built with TensorRT {release_of(built)}, this is TensorRT {release_of(installed)}: "
-            f"engines do not carry over between TensorRT versions; rebuild it here with rf-build {bundle}"
-        )
-    recorded = sidecar.get("onnx_sha256")
-    if onnx_sha256 is not None and recorded and recorded != onnx_sha256:
-        raise RftrtError(
-            f"the engine was built from another ONNX (sha256 {str(recorded)[:12]}…) than {bundle}'s "
-            f"(sha256 {onnx_sha256[:12]}…); verify it against the bundle it was built from"
-        )
 
 
 def verify_engine(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import onnx
 import torch
@@ -21,7 +22,7 @@ import torch
 from .. import __version__
 from ..errors import RftrtError
 
-__all__ = ["export_onnx", "INPUT_NAME", "OUTPUT_NAME", "EXPORTER_MAX_OPSET", "DEFAULT_OPSET"]
+__all__ = ["export_onnx", "load_onnx", "INPUT_NAME", "OUTPUT_NAME", "EXPORTER_MAX_OPSET", "DEFAULT_OPSET"]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -74,3 +75,14 @@ def export_onnx(
     for key in sorted(props):
         proto.metadata_props.add(key=key, value=str(props[key]))
     return proto
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Read an ONNX file given on the command line; a missing or unreadable one is one line."""
+    file = Path(path)
+    if not file.is_file():
+        raise RftrtError(f"{file}: no such ONNX file")
+    try:
+        return onnx.load(str(file))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise RftrtError(f"{file}: not an ONNX model ({' '.join(str(exc).split()) or type(exc).__name__})") from None

@@ -22,25 +22,43 @@ from ..files import sha256_file
 
 __all__ = ["LoadReport", "load_weights", "read_state_dict", "timm_to_official", "official_to_timm"]
 
-#: timm prefix → official prefix (model_spec §4.2), applied in order, first match wins.
-_TIMM_TO_OFFICIAL = [
-    (re.compile(r"^stem\.in_conv\."), "backbone.input_stem.op_list.0."),
-    (re.compile(r"^stem\.res(\d+)\."), lambda m: f"backbone.input_stem.op_list.{int(m.group(1)) + 1}."),
-    (re.compile(r"^stages\.(\d+)\.blocks\.(\d+)\."), r"backbone.stages.\1.op_list.\2."),
-    (re.compile(r"^head\.in_conv\."), "head.op_list.0."),
-    (re.compile(r"^head\.classifier\.0\."), "head.op_list.2.linear."),
-    (re.compile(r"^head\.classifier\.1\."), "head.op_list.2.norm."),
-    (re.compile(r"^head\.classifier\.4\."), "head.op_list.3.linear."),
-]
-_OFFICIAL_TO_TIMM = [
-    (re.compile(r"^backbone\.input_stem\.op_list\.0\."), "stem.in_conv."),
-    (re.compile(r"^backbone\.input_stem\.op_list\.(\d+)\."), lambda m: f"stem.res{int(m.group(1)) - 1}."),
-    (re.compile(r"^backbone\.stages\.(\d+)\.op_list\.(\d+)\."), r"stages.\1.blocks.\2."),
-    (re.compile(r"^head\.op_list\.0\."), "head.in_conv."),
-    (re.compile(r"^head\.op_list\.2\.linear\."), "head.classifier.0."),
-    (re.compile(r"^head\.op_list\.2\.norm\."), "head.classifier.1."),
-    (re.compile(r"^head\.op_list\.3\.linear\."), "head.classifier.4."),
-]
+#: timm key prefix ↔ official key prefix (model_spec §4.2), first match wins in either direction.
+#: ``{a}``/``{b}`` are block numbers; the official stem counts its input conv as block 0 (``{a+1}``).
+_KEY_PREFIXES = (
+    ("stem.in_conv.", "backbone.input_stem.op_list.0."),
+    ("stem.res{a}.", "backbone.input_stem.op_list.{a+1}."),
+    ("stages.{a}.blocks.{b}.", "backbone.stages.{a}.op_list.{b}."),
+    ("head.in_conv.", "head.op_list.0."),
+    ("head.classifier.0.", "head.op_list.2.linear."),
+    ("head.classifier.1.", "head.op_list.2.norm."),
+    ("head.classifier.4.", "head.op_list.3.linear."),
+)
+_FIELD = re.compile(r"\{(\w)(?:\+(\d+))?\}")
+
+
+def _rule(source: str, target: str):
+    """(regex matching the ``source`` prefix, function giving the ``target`` prefix of a match)."""
+    offsets = {m.group(1): int(m.group(2) or 0) for m in _FIELD.finditer(source)}
+    pattern = re.compile("^" + "".join(
+        f"(?P<{part[1]}>\\d+)" if part.startswith("{") else re.escape(part) for part in _split(source)
+    ))  # fmt: skip
+
+    def rename(match: re.Match) -> str:
+        def field(m: re.Match) -> str:
+            return str(int(match.group(m.group(1))) - offsets[m.group(1)] + int(m.group(2) or 0))
+
+        return _FIELD.sub(field, target)
+
+    return pattern, rename
+
+
+def _split(template: str) -> list[str]:
+    """A template cut into literal text and ``{…}`` fields."""
+    return [part for part in re.split(r"(\{\w(?:\+\d+)?\})", template) if part]
+
+
+_TIMM_TO_OFFICIAL = [_rule(timm, official) for timm, official in _KEY_PREFIXES]
+_OFFICIAL_TO_TIMM = [_rule(official, timm) for timm, official in _KEY_PREFIXES]
 #: Keys an EfficientViT checkpoint has and a ReduceFormer model does not: the grouped 1×1 conv.
 _LITEMLA_ONLY = re.compile(r"\.context_module\.main\.aggreg\.\d+\.1\.weight$")
 _CLASSIFIER = "head.op_list.3.linear.weight"

@@ -45,6 +45,8 @@ class ModelInfo:
     by_resolution: dict[int, dict[str, float]] = field(default_factory=dict)
     #: the ReduceFormer paper's row: resolution, params_m, macs_g, top1, orin_fp16_ms, l40_fp16_img_s
     paper: dict[str, Any] = field(default_factory=dict)
+    #: stage label → parameters of the official modules (EfficientViT only)
+    stage_params: dict[str, int] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +63,7 @@ def _zoo() -> dict[str, ModelInfo]:
             params_m=raw.get("params_m"),
             by_resolution=by_resolution,
             paper=raw.get("paper", {}),
+            stage_params=raw.get("stage_params", {}).get("counts", {}),
         )
     return entries
 

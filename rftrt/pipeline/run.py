@@ -251,7 +251,7 @@ def _build_or_hand_over(run: _Run) -> None:
         result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{rf_build}` (or `bash {result.out_dir}/build.sh` with trtexec)"
         result.next_commands = [rf_build]
     else:
-        from ..engines.builder import build_bundle
+        from ..engines.build import build_bundle
 
         try:
             built = build_bundle(result.out_dir, log=run.log)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -38,14 +39,15 @@ from ..comparison import Comparison, compare_int8
 from ..data.sources import ArraySource, ImageSource, Progress
 from ..errors import RftrtError
 from ..export.onnxrt import onnx_logits
+from ..files import write_file_atomic
 from ..targets.profiles import Target
 from .cache import ALGORITHMS, DEFAULT_ALGORITHM, cache_tensors, check_cache_names, parse_cache, write_cache
-from .plan import RANGE_LIMIT, PrecisionPlan, plan_precision
+from .plan import RANGE_LIMIT, PrecisionPlan, plan_on_photographs, plan_precision
 from .qdq import QdqReport, insert_qdq, qdq_tensors, render_typed
 from .ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, NUM_BINS, Ranges, collect_ranges
 from .store import CalibrationKey, CalibrationStore, make_record, model_sha256
 
-__all__ = ["CalibrationResult", "calibrate", "check_fp32_model", "check_formats", "default_formats", "dynamic_batch", "model_resolution", "FORMATS", "ranges_from_cache"]
+__all__ = ["CalibrationResult", "QdqFromCache", "calibrate", "qdq_from_cache", "write_renderings", "check_fp32_model", "check_formats", "default_formats", "dynamic_batch", "model_resolution", "FORMATS", "ranges_from_cache"]
 
 FORMATS = ("cache", "qdq")
 _CHECK_IMAGES = 8
@@ -65,15 +67,15 @@ class CalibrationResult:
     #: the FP32 ONNX's sha256 and the data hash the calibration is stored under
     onnx_sha256: str
     data_hash: str
-    #: TensorRT text cache for ``trt_version`` (None when not asked for: strongly typed targets)
-    cache_text: str | None
-    cache_tensors: list[str]
-    #: FP32 ONNX + Q/DQ (None when not asked for)
-    qdq_model: onnx.ModelProto | None
-    qdq_report: QdqReport | None
-    #: strongly typed rendering: FP16 + Q/DQ + FP32 islands (strongly typed targets only)
-    typed_model: onnx.ModelProto | None
     source: dict
+    #: TensorRT text cache for ``trt_version`` (None when not asked for: strongly typed targets)
+    cache_text: str | None = None
+    cache_tensors: list[str] = field(default_factory=list)
+    #: FP32 ONNX + Q/DQ (None when not asked for)
+    qdq_model: onnx.ModelProto | None = None
+    qdq_report: QdqReport | None = None
+    #: strongly typed rendering: FP16 + Q/DQ + FP32 islands (strongly typed targets only)
+    typed_model: onnx.ModelProto | None = None
     reused: bool = False
     checks: list[Comparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -88,6 +90,15 @@ class CalibrationResult:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    def report_lines(self, onnx_name: str) -> list[str]:
+        """What ``rf-calib`` prints about the calibration of ``onnx_name``."""
+        lines = [f"calibrated {onnx_name}: {self.summary()}; data: {self.source.get('description', '')}", f"precision plan: {self.plan.summary()}"]
+        if self.qdq_report:
+            lines.append(self.qdq_report.summary())
+        if self.cache_text is not None:
+            lines.append(f"cache: {self.cache_text.splitlines()[0]}, {len(self.cache_tensors)} tensors")
+        return lines + [check.line() for check in self.checks]
 
     def summary(self) -> str:
         how = "reused" if self.reused else f"{self.ranges.images} images, {self.seconds.get('calibration', 0.0):.1f} s"
@@ -221,6 +232,117 @@ def _extend_plan(plan: PrecisionPlan, model: onnx.ModelProto, ranges: Ranges) ->
     return added
 
 
+def _calibration_settings(method: str, num_bins: int, percentile: float) -> dict:
+    """The method's parameters that a stored calibration must match."""
+    settings: dict = {}
+    if method != "minmax":
+        settings["num_bins"] = num_bins
+    if method == "percentile":
+        settings["percentile"] = percentile
+    return settings
+
+
+def _check_request(fp32_onnx: onnx.ModelProto, images, target: Target, method: str, formats, algorithm: str, batch: int):
+    """Refuse a calibration the model, the data or the target cannot take; the image source, the
+    formats to render and the model's (static batch, height, width)."""
+    if method not in METHODS:
+        raise RftrtError(f"unknown calibration method {method!r}; available: {', '.join(METHODS)}")
+    formats = tuple(formats) if formats else default_formats(target)
+    check_formats(target, formats, algorithm)
+    shape = model_resolution(fp32_onnx)
+    check_fp32_model(fp32_onnx)
+    source = ArraySource(images) if isinstance(images, np.ndarray) else images
+    size = (source.preprocess.resolution, source.preprocess.resolution) if isinstance(source, ImageSource) else source.resolution
+    if size != shape[1:]:
+        raise RftrtError(f"calibration images are {size[0]}x{size[1]} but the ONNX takes {shape[1]}x{shape[2]}")
+    if batch < 1:
+        raise RftrtError(f"calibration batch must be at least 1, got {batch}")
+    return source, formats, shape
+
+
+def _starting_plan(plan: PrecisionPlan | None, record: dict | None, source, fp32_onnx: onnx.ModelProto) -> PrecisionPlan:
+    """A copy of the caller's plan, else the stored calibration's, else one measured on the first images."""
+    if plan is None:
+        plan = _plan_from_record(record)
+    if plan is None:
+        sample = source.load_all(limit=_PLAN_IMAGES)
+        return plan_precision(dynamic_batch(fp32_onnx), sample, f"first {len(sample)} calibration images")
+    return PrecisionPlan(plan.mode, list(plan.fp32_nodes), dict(plan.reasons), plan.max_activation, plan.measured_on)
+
+
+def _wanted_tensors(fp32_onnx: onnx.ModelProto, fp32: set[str]) -> list[str]:
+    """Every tensor whose range the cache or the Q/DQ rendering needs."""
+    wanted = cache_tensors(fp32_onnx, fp32)
+    for name in qdq_tensors(fp32_onnx, fp32):
+        if name not in wanted:
+            wanted.append(name)
+    return wanted
+
+
+def _measure(fp32_onnx, source, wanted, *, method, batch, static_batch, num_bins, percentile, threads, progress, warnings, log):
+    """Ranges of ``wanted`` over the whole source, and its first images (kept for the checks)."""
+    bar = Progress(source.requested, f"calibrating ({method})") if progress else None
+    first: list[np.ndarray] = []
+
+    def feed():
+        for chunk, n in source.batches(static_batch or batch, bar, pad_to=static_batch):
+            if sum(len(c) for c in first) < _CHECK_IMAGES:
+                first.append(chunk[: min(n, _CHECK_IMAGES)].copy())
+            yield chunk, n
+
+    try:
+        ranges = collect_ranges(fp32_onnx, feed(), wanted, method, num_bins=num_bins, percentile=percentile, threads=threads)
+    finally:
+        if bar is not None:
+            bar.close()
+    for warning in source.warnings:
+        if warning not in warnings:
+            warnings.append(warning)
+            log(f"warning: {warning}")
+    return ranges, np.concatenate(first)[:_CHECK_IMAGES]
+
+
+def _render(result: CalibrationResult, fp32_onnx: onnx.ModelProto, formats: tuple[str, ...]) -> onnx.ModelProto:
+    """The cache (parsed back and checked), the Q/DQ ONNX and, strongly typed, its typed rendering;
+    returns the Q/DQ ONNX, which the checks run whether or not it is one of the ``formats``."""
+    fp32, ranges = set(result.plan.fp32_nodes), result.ranges
+    if "cache" in formats:
+        names = cache_tensors(fp32_onnx, fp32)
+        result.cache_text = write_cache(ranges.amax, result.trt_version, result.algorithm, tensors=names)
+        result.cache_tensors = names
+        parsed = parse_cache(result.cache_text)
+        check_cache_names(parsed, fp32_onnx)
+        for name, scale in parsed.scales.items():  # the round trip is exact up to float32 rounding
+            if abs(scale * 127.0 - ranges.amax[name]) > 1e-6 * ranges.amax[name]:
+                raise AssertionError(f"cache round trip changed {name!r}: {scale * 127.0} != {ranges.amax[name]}")
+    qdq, result.qdq_report = insert_qdq(fp32_onnx, ranges.amax, fp32)
+    if "qdq" in formats:
+        result.qdq_model = qdq
+        if result.target.strongly_typed:
+            result.typed_model, typed_warnings = render_typed(qdq, fp32)
+            result.warnings += typed_warnings
+    return qdq
+
+
+def _check_renderings(result: CalibrationResult, fp32_onnx: onnx.ModelProto, qdq: onnx.ModelProto, images: np.ndarray) -> None:
+    """The Q/DQ ONNX (and the typed one) against the FP32 ONNX on ``images``."""
+    reference = onnx_logits(fp32_onnx, images)
+    inputs = f"{len(images)} calibration images"
+    result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ", onnx_logits(qdq, images), inputs))
+    if result.typed_model is not None:
+        typed = onnx_logits(result.typed_model, images)
+        result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ + FP16 (typed)", typed, inputs))
+
+
+def _new_record(key: CalibrationKey, ranges: Ranges, source, plan: PrecisionPlan, shape: tuple, store: CalibrationStore | None) -> dict:
+    """``calibration.json`` of a fresh calibration, saved in ``store`` if there is one."""
+    inputs = dict(zip(("batch", "height", "width"), shape))
+    record = make_record(key, ranges, {"data": source.as_dict(), "plan": plan.as_dict(), "onnx_inputs": inputs})
+    if store is not None:
+        store.save(record)
+    return record
+
+
 def calibrate(
     fp32_onnx: onnx.ModelProto,
     images: ImageSource | ArraySource | np.ndarray,
@@ -247,145 +369,55 @@ def calibrate(
     (weak: cache and Q/DQ; strong: Q/DQ). With a ``store``, a calibration of the same ONNX, data and
     method is reused, and a stale one refused (:class:`~rftrt.precision.store.CalibrationStore`).
     """
-    if method not in METHODS:
-        raise RftrtError(f"unknown calibration method {method!r}; available: {', '.join(METHODS)}")
-    formats = tuple(formats) if formats else default_formats(target)
-    check_formats(target, formats, algorithm)
-    static_batch, height, width = model_resolution(fp32_onnx)
-    check_fp32_model(fp32_onnx)
-    source = ArraySource(images) if isinstance(images, np.ndarray) else images
-    if isinstance(source, ImageSource):
-        size = (source.preprocess.resolution, source.preprocess.resolution)
-    else:
-        size = source.resolution
-    if size != (height, width):
-        raise RftrtError(f"calibration images are {size[0]}x{size[1]} but the ONNX takes {height}x{width}")
-    if batch < 1:
-        raise RftrtError(f"calibration batch must be at least 1, got {batch}")
-    header_version = trt_version or target.release.version
+    source, formats, (static_batch, height, width) = _check_request(fp32_onnx, images, target, method, formats, algorithm, batch)
     warnings = list(getattr(source, "warnings", []))
     for warning in warnings:
         log(f"warning: {warning}")
     start = time.perf_counter()
 
-    settings: dict = {}
-    if method != "minmax":
-        settings["num_bins"] = num_bins
-    if method == "percentile":
-        settings["percentile"] = percentile
     sha = model_sha256(fp32_onnx)
-    key = CalibrationKey.make(sha, source.data_hash, method, settings)
+    key = CalibrationKey.make(sha, source.data_hash, method, _calibration_settings(method, num_bins, percentile))
     stored = store.lookup(key, force) if store is not None else None
     record = store.read() if stored is not None else None
-
-    if plan is None:
-        plan = _plan_from_record(record) if stored is not None else None
-    if plan is None:
-        sample = source.load_all(limit=_PLAN_IMAGES)
-        plan = plan_precision(dynamic_batch(fp32_onnx), sample, f"first {len(sample)} calibration images")
-    else:
-        plan = PrecisionPlan(plan.mode, list(plan.fp32_nodes), dict(plan.reasons), plan.max_activation, plan.measured_on)
-    fp32 = set(plan.fp32_nodes)
-    wanted = cache_tensors(fp32_onnx, fp32)
-    for name in qdq_tensors(fp32_onnx, fp32):
-        if name not in wanted:
-            wanted.append(name)
+    plan = _starting_plan(plan, record if stored is not None else None, source, fp32_onnx)
+    wanted = _wanted_tensors(fp32_onnx, set(plan.fp32_nodes))
 
     reused = stored is not None and all(name in stored.amax for name in wanted)
-    check_images: np.ndarray | None = None
     if reused:
-        ranges = stored
+        ranges, check_images = stored, None
         log(f"reusing the calibration in {store.path} (same ONNX, data and method)")
     else:
-        bar = Progress(source.requested, f"calibrating ({method})") if progress else None
-        first: list[np.ndarray] = []
-
-        def feed():
-            for chunk, n in source.batches(static_batch or batch, bar, pad_to=static_batch):
-                if sum(len(c) for c in first) < _CHECK_IMAGES:
-                    first.append(chunk[: min(n, _CHECK_IMAGES)].copy())
-                yield chunk, n
-
-        try:
-            ranges = collect_ranges(fp32_onnx, feed(), wanted, method, num_bins=num_bins, percentile=percentile, threads=threads)
-        finally:
-            if bar is not None:
-                bar.close()
-        check_images = np.concatenate(first)[:_CHECK_IMAGES]
-        for warning in source.warnings:
-            if warning not in warnings:
-                warnings.append(warning)
-                log(f"warning: {warning}")
+        ranges, check_images = _measure(
+            fp32_onnx, source, wanted, method=method, batch=batch, static_batch=static_batch, num_bins=num_bins,
+            percentile=percentile, threads=threads, progress=progress, warnings=warnings, log=log,
+        )  # fmt: skip
     calibration_seconds = time.perf_counter() - start
 
     added = _extend_plan(plan, fp32_onnx, ranges)
     if added:
         warnings.append(f"{len(added)} nodes exceed the FP16 range on the calibration images and stay FP32: {', '.join(added[:3])}")
-        fp32 = set(plan.fp32_nodes)
 
     result = CalibrationResult(
         method=method,
         ranges=ranges,
         target=target,
-        trt_version=header_version,
+        trt_version=trt_version or target.release.version,
         algorithm=algorithm,
         plan=plan,
         onnx_sha256=sha,
         data_hash=source.data_hash,
-        cache_text=None,
-        cache_tensors=[],
-        qdq_model=None,
-        qdq_report=None,
-        typed_model=None,
         source=record.get("data", {}) if reused and record else source.as_dict(),
         reused=reused,
         warnings=warnings,
     )
-
     t0 = time.perf_counter()
-    if "cache" in formats:
-        names = cache_tensors(fp32_onnx, fp32)
-        result.cache_text = write_cache(ranges.amax, header_version, algorithm, tensors=names)
-        result.cache_tensors = names
-        parsed = parse_cache(result.cache_text)
-        check_cache_names(parsed, fp32_onnx)
-        for name, scale in parsed.scales.items():  # the round trip is exact up to float32 rounding
-            if abs(scale * 127.0 - ranges.amax[name]) > 1e-6 * ranges.amax[name]:
-                raise AssertionError(f"cache round trip changed {name!r}: {scale * 127.0} != {ranges.amax[name]}")
-    qdq, report = insert_qdq(fp32_onnx, ranges.amax, fp32)
-    result.qdq_report = report
-    if "qdq" in formats:
-        result.qdq_model = qdq
-        if target.strongly_typed:
-            result.typed_model, typed_warnings = render_typed(qdq, fp32)
-            result.warnings += typed_warnings
+    qdq = _render(result, fp32_onnx, formats)
     render_seconds = time.perf_counter() - t0
-
     t1 = time.perf_counter()
-    if check_images is None:
-        check_images = source.load_all(limit=_CHECK_IMAGES)
-    reference = onnx_logits(fp32_onnx, check_images)
-    inputs = f"{len(check_images)} calibration images"
-    result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ", onnx_logits(qdq, check_images), inputs))
-    if result.typed_model is not None:
-        result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ + FP16 (typed)", onnx_logits(result.typed_model, check_images), inputs))
-    result.seconds = {
-        "calibration": calibration_seconds,
-        "render": render_seconds,
-        "check": time.perf_counter() - t1,
-        **{f"ranges_{k}": v for k, v in ranges.seconds.items()},
-    }
-
-    if reused and record is not None:
-        result.record = record
-    else:
-        result.record = make_record(
-            key,
-            ranges,
-            {"data": source.as_dict(), "plan": plan.as_dict(), "onnx_inputs": {"batch": static_batch, "height": height, "width": width}},
-        )
-        if store is not None:
-            store.save(result.record)
+    _check_renderings(result, fp32_onnx, qdq, check_images if check_images is not None else source.load_all(limit=_CHECK_IMAGES))
+    result.seconds = {"calibration": calibration_seconds, "render": render_seconds, "check": time.perf_counter() - t1}
+    result.seconds.update({f"ranges_{k}": v for k, v in ranges.seconds.items()})
+    result.record = record if reused and record is not None else _new_record(key, ranges, source, plan, (static_batch, height, width), store)
     return result
 
 
@@ -395,3 +427,52 @@ def ranges_from_cache(cache_text: str, model: onnx.ModelProto, source: str = "ca
     cache = parse_cache(cache_text, source)
     internal = check_cache_names(cache, model, source)
     return {name: cache.amax(name) for name in cache.scales if name not in internal}, internal
+
+
+@dataclass
+class QdqFromCache:
+    """Q/DQ renderings whose ranges come from an existing TensorRT cache instead of a calibration."""
+
+    amax: dict[str, float]
+    #: TensorRT's own tensors in the cache (no ONNX name), left out
+    internal: list[str]
+    plan: PrecisionPlan
+    qdq_model: onnx.ModelProto
+    qdq_report: QdqReport
+    #: strongly typed targets only
+    typed_model: onnx.ModelProto | None
+
+
+def qdq_from_cache(model: onnx.ModelProto, cache_text: str, target: Target, source: str = "calibration cache") -> QdqFromCache:
+    """Render ``model``'s Q/DQ ONNX (and, strongly typed, its typed ONNX) with the ranges of a
+    TensorRT cache; the precision plan is measured on the bundled photographs, as rf-export does."""
+    amax, internal = ranges_from_cache(cache_text, model, source)
+    _, height, _ = model_resolution(model)
+    plan = plan_on_photographs(dynamic_batch(model), height)
+    needed = [n for n in qdq_tensors(model, plan.fp32_nodes) if n not in amax]
+    if needed:
+        raise RftrtError(
+            f"{source}: no scale for {len(needed)} tensors the Q/DQ ONNX quantizes (e.g. {needed[0]!r}); "
+            "the cache does not cover this model: recalibrate"
+        )
+    qdq, report = insert_qdq(model, amax, plan.fp32_nodes)
+    typed = render_typed(qdq, plan.fp32_nodes)[0] if target.strongly_typed else None
+    return QdqFromCache(amax, internal, plan, qdq, report, typed)
+
+
+def write_renderings(out_dir: Path, stem: str, *, cache_text: str | None = None, qdq_model=None, typed_model=None) -> dict[str, Path]:
+    """Write what a calibration rendered into ``out_dir``: ``calibration.cache``, ``<stem>.qdq.onnx``,
+    ``<stem>.qdq.fp16.onnx`` (each only if given); their paths by kind (cache, qdq, typed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "cache": (out_dir / "calibration.cache", cache_text.encode() if cache_text is not None else None),
+        "qdq": (out_dir / f"{stem}.qdq.onnx", qdq_model.SerializeToString() if qdq_model is not None else None),
+        "typed": (out_dir / f"{stem}.qdq.fp16.onnx", typed_model.SerializeToString() if typed_model is not None else None),
+    }
+    written = {}
+    for kind, (path, data) in contents.items():
+        if data is not None:
+            write_file_atomic(path, data)
+            written[kind] = path
+    return written

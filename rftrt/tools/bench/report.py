@@ -1,18 +1,21 @@
-"""Rendering benchmark results: a terminal table (also valid Markdown), a Markdown report and a PNG
-plot of throughput against batch size per model (matplotlib, Agg backend: no display needed)."""
+"""Rendering benchmark results: a terminal table (also valid Markdown), a Markdown report, a PNG
+plot of throughput against batch size per model (matplotlib, Agg backend: no display needed), the
+backends table of ``--list-backends``, and the files ``--json``, ``--markdown``, ``--plot`` and
+``--out`` ask for."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .tables import render_table
+from ..tables import render_table
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .bench import BenchReport, Measurement
+    from .results import BenchReport, Measurement
 
-__all__ = ["format_bench", "format_paper_table", "bench_markdown", "plot_throughput", "write_outputs"]
+__all__ = ["bench_markdown", "format_backend_status", "format_bench", "format_paper_table", "plot_throughput", "write_outputs"]
 
 
 def _ms(value: float) -> str:
@@ -206,17 +209,30 @@ def plot_throughput(report: BenchReport, path: str | Path) -> Path:
     return path
 
 
+def format_backend_status(status: Sequence[tuple[str, bool, str]]) -> str:
+    """The ``--list-backends`` table from (name, available, reason) rows."""
+    return render_table(["backend", "available", "why"], [[n, "yes" if ok else "no", r] for n, ok, r in status], "lll")
+
+
 def write_outputs(
     report: BenchReport,
     json_path: str | Path | None = None,
     markdown_path: str | Path | None = None,
     plot_path: str | Path | None = None,
+    folder: str | Path | None = None,
 ) -> list[Path]:
-    """Write whichever of the JSON, Markdown and PNG outputs are asked for; returns their paths."""
+    """Write whichever of the JSON, Markdown and PNG outputs are asked for; returns their paths.
+    ``folder`` (created) holds ``bench.json``, ``bench.md`` and ``bench.png`` for those not given a path."""
     import json
 
-    from ..files import write_file_atomic
+    from ...files import write_file_atomic
 
+    if folder:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        json_path = json_path or folder / "bench.json"
+        markdown_path = markdown_path or folder / "bench.md"
+        plot_path = plot_path or folder / "bench.png"
     written = []
     if plot_path:
         written.append(plot_throughput(report, plot_path))
