@@ -3,13 +3,58 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
 from .args import add_json_option, add_target_options
+
+
+def _information(args: argparse.Namespace) -> int:
+    """--list-models, --list-targets, --print-config."""
+    if args.list_models:
+        from ..files import write_json
+        from ..tools.zoo import format_zoo_table, zoo_rows
+
+        rows = zoo_rows()
+        print(format_zoo_table(rows))
+        if args.json:
+            write_json(Path(args.json), [r.as_dict() for r in rows])
+        return 0
+    from ..targets.batch import parse_batch
+    from ..targets.profiles import format_target, format_targets_table, load_target
+
+    if args.list_targets:
+        print(format_targets_table())
+        return 0
+    batch = parse_batch(args.batch) if args.batch else None
+    print(format_target(load_target(args.target, args.trt_version, args.dla, batch)))
+    return 0
+
+
+def _options(args: argparse.Namespace):
+    from ..pipeline import ExportOptions
+
+    return ExportOptions(
+        model=args.model,
+        target=args.target,
+        precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
+        resolution=args.resolution,
+        weights=args.weights,
+        num_classes=args.num_classes,
+        trt_version=args.trt_version,
+        dla_core=args.dla,
+        batch=args.batch,
+        static=args.static,
+        opset=args.opset,
+        out_dir=args.out,
+        force=args.force,
+        calib_dir=args.calib_dir,
+        calib_images=args.calib_images,
+        calib_batch=args.calib_batch,
+        calib_method=args.calib_method,
+    )
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
@@ -46,50 +91,13 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("--print-config", action="store_true", help="print the resolved target settings and exit")
 
     def body(args: argparse.Namespace) -> int:
-        if args.list_models:
-            from ..tools.zoo import format_zoo_table, zoo_rows
-
-            rows = zoo_rows()
-            print(format_zoo_table(rows))
-            if args.json:
-                from ..files import write_file_atomic
-
-                write_file_atomic(Path(args.json), (json.dumps([r.as_dict() for r in rows], indent=2) + "\n").encode())
-            return 0
-        from ..targets.batch import parse_batch
-        from ..targets.profiles import format_target, format_targets_table, load_target
-
-        if args.list_targets:
-            print(format_targets_table())
-            return 0
-        if args.print_config:
-            batch = parse_batch(args.batch) if args.batch else None
-            print(format_target(load_target(args.target, args.trt_version, args.dla, batch)))
-            return 0
+        if args.list_models or args.list_targets or args.print_config:
+            return _information(args)
         if not args.model:
             raise RftrtError("--model is required (e.g. --model rf_b1); see --list-models")
-        from ..pipeline import ExportOptions, run_export, write_report
+        from ..pipeline import run_export, write_report
 
-        options = ExportOptions(
-            model=args.model,
-            target=args.target,
-            precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
-            resolution=args.resolution,
-            weights=args.weights,
-            num_classes=args.num_classes,
-            trt_version=args.trt_version,
-            dla_core=args.dla,
-            batch=args.batch,
-            static=args.static,
-            opset=args.opset,
-            out_dir=args.out,
-            force=args.force,
-            calib_dir=args.calib_dir,
-            calib_images=args.calib_images,
-            calib_batch=args.calib_batch,
-            calib_method=args.calib_method,
-        )
-        result = run_export(options)
+        result = run_export(_options(args))
         if args.json:
             write_report(result, args.json)
         print("next:", *result.next_commands, sep="\n  ")

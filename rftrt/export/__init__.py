@@ -1,1 +1,2 @@
-"""PyTorch → ONNX export and the onnx-graphsurgeon passes."""
+"""PyTorch → ONNX (``onnx_export``), the onnx-graphsurgeon passes (``passes/``, one module each), the
+pass pipeline for a model and precision (``prepare``), and ONNX Runtime runs (``onnxrt``)."""

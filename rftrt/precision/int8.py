@@ -44,7 +44,7 @@ from ..targets.profiles import Target
 from .cache import ALGORITHMS, DEFAULT_ALGORITHM, cache_tensors, check_cache_names, parse_cache, write_cache
 from .plan import RANGE_LIMIT, PrecisionPlan, plan_on_photographs, plan_precision
 from .qdq import QdqReport, insert_qdq, qdq_tensors, render_typed
-from .ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, NUM_BINS, Ranges, collect_ranges
+from .ranges import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, NUM_BINS, Ranges, collect_ranges, method_settings
 from .store import CalibrationKey, CalibrationStore, make_record, model_sha256
 
 __all__ = ["CalibrationResult", "QdqFromCache", "calibrate", "qdq_from_cache", "write_renderings", "check_fp32_model", "check_formats", "default_formats", "dynamic_batch", "model_resolution", "FORMATS", "ranges_from_cache"]
@@ -232,16 +232,6 @@ def _extend_plan(plan: PrecisionPlan, model: onnx.ModelProto, ranges: Ranges) ->
     return added
 
 
-def _calibration_settings(method: str, num_bins: int, percentile: float) -> dict:
-    """The method's parameters that a stored calibration must match."""
-    settings: dict = {}
-    if method != "minmax":
-        settings["num_bins"] = num_bins
-    if method == "percentile":
-        settings["percentile"] = percentile
-    return settings
-
-
 def _check_request(fp32_onnx: onnx.ModelProto, images, target: Target, method: str, formats, algorithm: str, batch: int):
     """Refuse a calibration the model, the data or the target cannot take; the image source, the
     formats to render and the model's (static batch, height, width)."""
@@ -376,7 +366,7 @@ def calibrate(
     start = time.perf_counter()
 
     sha = model_sha256(fp32_onnx)
-    key = CalibrationKey.make(sha, source.data_hash, method, _calibration_settings(method, num_bins, percentile))
+    key = CalibrationKey.make(sha, source.data_hash, method, method_settings(method, num_bins, percentile))
     stored = store.lookup(key, force) if store is not None else None
     record = store.read() if stored is not None else None
     plan = _starting_plan(plan, record if stored is not None else None, source, fp32_onnx)

@@ -318,6 +318,73 @@ def float_activations(model: onnx.ModelProto) -> list[str]:
     return names
 
 
+def method_settings(method: str, num_bins: int, percentile: float) -> dict:
+    """The parameters that make ``method``'s ranges what they are (a stored calibration must match them)."""
+    settings: dict = {}
+    if method != "minmax":
+        settings["num_bins"] = num_bins
+    if method == "percentile":
+        settings["percentile"] = percentile
+    return settings
+
+
+class _Observed:
+    """Running min/max (and, for histogram methods, |value| histograms) of each tensor."""
+
+    def __init__(self, tensors: Sequence[str], method: str, num_bins: int) -> None:
+        self.tensors = list(tensors)
+        self.histograms = {name: AbsHistogram(num_bins) for name in tensors} if method != "minmax" else {}
+        self.low = {name: math.inf for name in tensors}
+        self.high = {name: -math.inf for name in tensors}
+        self._scratch = np.empty(0, dtype=np.int64)
+
+    def add(self, name: str, value: np.ndarray, first_image: int, n: int) -> None:
+        if value.size == 0:
+            return
+        lo, hi = float(value.min()), float(value.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise RftrtError(
+                f"tensor {name!r} is not finite on calibration images {first_image}–{first_image + n - 1} "
+                "(the FP32 model overflows or divides by zero there); check the model and the images"
+            )
+        self.low[name], self.high[name] = min(self.low[name], lo), max(self.high[name], hi)
+        if self.histograms:
+            if self._scratch.size < value.size:
+                self._scratch = np.empty(value.size, dtype=np.int64)
+            self.histograms[name].add(np.ascontiguousarray(value), max(-lo, hi), self._scratch)
+
+    def check_complete(self, images: int) -> None:
+        if images == 0:
+            raise RftrtError("no calibration images: the image source yielded no batch")
+        missing = [name for name in self.tensors if self.low[name] == math.inf]
+        if missing:
+            raise RftrtError(f"tensor {missing[0]!r} (and {len(missing) - 1} more) produced no values during calibration")
+
+    def amax(self, name: str, method: str, percentile: float) -> float:
+        """The range of ``name``: its peak (minmax) or the method's threshold, never above the peak;
+        a tensor that was all zeros gets 1.0 (any scale represents it exactly)."""
+        peak = max(-self.low[name], self.high[name])
+        value = peak
+        if method != "minmax":
+            histogram = self.histograms[name]
+            if histogram.width == 0.0:
+                value = 0.0
+            elif method == "entropy":
+                value = min(entropy_amax(histogram.hist, histogram.width), peak)
+            else:
+                value = min(percentile_amax(histogram.hist, histogram.width, percentile), peak)
+        return value if value > 0 else (peak if peak > 0 else 1.0)
+
+
+def _check_collection(method: str, percentile: float, tensors: Sequence[str]) -> None:
+    if method not in METHODS:
+        raise RftrtError(f"unknown calibration method {method!r}; available: {', '.join(METHODS)}")
+    if not 0.0 < percentile <= 100.0:
+        raise RftrtError(f"percentile must be in (0, 100], got {percentile!r}")
+    if not tensors:
+        raise RftrtError("no tensors to calibrate")
+
+
 def collect_ranges(
     model: onnx.ModelProto,
     batches: Iterable[np.ndarray | tuple[np.ndarray, int]],
@@ -333,21 +400,13 @@ def collect_ranges(
     A batch may come as ``(array, rows)``: only its first ``rows`` rows are images, the rest padding
     for a static-batch model, left out of the statistics. A tensor that goes non-finite is an error.
     """
-    if method not in METHODS:
-        raise RftrtError(f"unknown calibration method {method!r}; available: {', '.join(METHODS)}")
-    if not 0.0 < percentile <= 100.0:
-        raise RftrtError(f"percentile must be in (0, 100], got {percentile!r}")
-    if not tensors:
-        raise RftrtError("no tensors to calibrate")
+    _check_collection(method, percentile, tensors)
     start = time.perf_counter()
     session = ort_session(_probe_model(model, tensors), threads, spinning=False)
     graph_input = session.get_inputs()[0]
     batch_dim = graph_input.shape[0] if graph_input.shape else None
-    histograms = {name: AbsHistogram(num_bins) for name in tensors} if method != "minmax" else {}
-    low = {name: math.inf for name in tensors}
-    high = {name: -math.inf for name in tensors}
+    observed = _Observed(tensors, method, num_bins)
     bindings: dict[int, _Bindings] = {}
-    scratch = np.empty(0, dtype=np.int64)
     seconds = {"setup": time.perf_counter() - start, "inference": 0.0, "statistics": 0.0}
     images = 0
     for item in batches:
@@ -363,57 +422,21 @@ def collect_ranges(
             value = batch.copy() if name == graph_input.name else outputs[name]
             if n < len(batch) and value.ndim and value.shape[0] == len(batch):
                 value = value[:n]
-            if value.size == 0:
-                continue
-            lo, hi = float(value.min()), float(value.max())
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise RftrtError(
-                    f"tensor {name!r} is not finite on calibration images {images}–{images + n - 1} "
-                    "(the FP32 model overflows or divides by zero there); check the model and the images"
-                )
-            low[name], high[name] = min(low[name], lo), max(high[name], hi)
-            if histograms:
-                if scratch.size < value.size:
-                    scratch = np.empty(value.size, dtype=np.int64)
-                histograms[name].add(np.ascontiguousarray(value), max(-lo, hi), scratch)
+            observed.add(name, value, images, n)
         seconds["inference"] += t1 - t0
         seconds["statistics"] += time.perf_counter() - t1
         images += n
-    if images == 0:
-        raise RftrtError("no calibration images: the image source yielded no batch")
-    missing = [name for name in tensors if low[name] == math.inf]
-    if missing:
-        raise RftrtError(f"tensor {missing[0]!r} (and {len(missing) - 1} more) produced no values during calibration")
-
+    observed.check_complete(images)
     t2 = time.perf_counter()
-    amax: dict[str, float] = {}
-    for name in tensors:
-        peak = max(-low[name], high[name])
-        if method == "minmax":
-            value = peak
-        else:
-            histogram = histograms[name]
-            if histogram.width == 0.0:
-                value = 0.0
-            elif method == "entropy":
-                value = entropy_amax(histogram.hist, histogram.width)
-            else:
-                value = percentile_amax(histogram.hist, histogram.width, percentile)
-            value = min(value, peak)
-        amax[name] = value if value > 0 else (peak if peak > 0 else 1.0)
+    amax = {name: observed.amax(name, method, percentile) for name in tensors}
     seconds["thresholds"] = time.perf_counter() - t2
     seconds["total"] = time.perf_counter() - start
-    settings: dict = {"threads": threads}
-    if method != "minmax":
-        settings["num_bins"] = num_bins
-    if method == "percentile":
-        settings["percentile"] = percentile
     return Ranges(
         method=method,
         amax=amax,
-        observed={name: (low[name], high[name]) for name in tensors},
+        observed={name: (observed.low[name], observed.high[name]) for name in tensors},
         images=images,
-        settings=settings,
+        settings={"threads": threads, **method_settings(method, num_bins, percentile)},
         seconds=seconds,
     )
 

@@ -1,1 +1,2 @@
-"""Benchmarks, inspection and reports."""
+"""What rftrt measures and reports about models: benchmarks (``bench/``), inspection
+(``inspect/``), accuracy on labelled folders (``evaluate``), the zoo table (``zoo``)."""
