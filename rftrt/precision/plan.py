@@ -24,7 +24,7 @@ from ..export.onnxrt import ort_session
 from ..export.passes import to_graph
 from ..export.passes.attention import find_attention_cores
 
-__all__ = ["PrecisionPlan", "plan_precision", "plan_on_photographs", "measure_ranges", "is_float32", "RANGE_LIMIT", "FP16_MAX"]
+__all__ = ["PrecisionPlan", "plan_precision", "plan_on_photographs", "structural_fp32_nodes", "measure_ranges", "is_float32", "RANGE_LIMIT", "FP16_MAX"]
 
 FP16_MAX = float(np.finfo(np.float16).max)
 #: Headroom of 4× under FP16's largest value: images not in the measurement set may go higher.
@@ -89,10 +89,8 @@ def measure_ranges(model: onnx.ModelProto, graph: gs.Graph, images: np.ndarray) 
     return ranges
 
 
-def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str) -> PrecisionPlan:
-    """Decide the FP32 nodes of ``model`` (the FP32 ONNX after the passes)."""
-    graph = to_graph(model)
-    plan = PrecisionPlan(mode="fp16", measured_on=measured_on)
+def structural_fp32_nodes(graph: gs.Graph) -> dict[str, str]:
+    """The nodes the plan keeps FP32 whatever the ranges (attention cores, LayerNorm), with why."""
     reasons: dict[str, str] = {}
     for core in find_attention_cores(graph):
         for node in core.nodes:
@@ -100,6 +98,14 @@ def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str)
     for node in graph.nodes:
         if node.op == "LayerNormalization":
             reasons[node.name] = "layernorm"
+    return reasons
+
+
+def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str) -> PrecisionPlan:
+    """Decide the FP32 nodes of ``model`` (the FP32 ONNX after the passes)."""
+    graph = to_graph(model)
+    plan = PrecisionPlan(mode="fp16", measured_on=measured_on)
+    reasons = structural_fp32_nodes(graph)
     ranges = measure_ranges(model, graph, images)
     plan.max_activation = max(ranges.values(), default=0.0)
     for node in graph.nodes:

@@ -29,6 +29,7 @@ import onnx_graphsurgeon as gs
 from ...errors import RftrtError
 from ...export.passes import to_graph
 from ...export.passes.attention import find_attention_cores
+from ...precision.plan import structural_fp32_nodes
 from ...targets.hardware import Hardware
 from .graph import STAGE_LABELS, graph_batch, numel, stage_of
 
@@ -89,13 +90,6 @@ class TrafficEstimate:
         data["per_image_fused_batch1"] = self.per_image(True, 1)
         data["rules"] = dict(TRAFFIC_RULES)
         return data
-
-
-def _fp32_island_nodes(graph: gs.Graph) -> set[str]:
-    """The structural FP32 islands of the precision plan: attention cores and LayerNorm."""
-    names = {n.name for core in find_attention_cores(graph) for n in core.nodes}
-    names |= {n.name for n in graph.nodes if n.op == "LayerNormalization"}
-    return names
 
 
 def _is_float(tensor: gs.Tensor) -> bool:
@@ -189,7 +183,7 @@ def memory_traffic(model: onnx.ModelProto, precision: str = "fp16", fp32_nodes: 
         raise RftrtError(f"precision {precision!r} not supported for the traffic estimate; use fp16 or fp32")
     graph = to_graph(model)
     batch = graph_batch(graph)
-    islands = (_fp32_island_nodes(graph) if fp32_nodes is None else set(fp32_nodes)) if precision == "fp16" else set()
+    islands = (set(structural_fp32_nodes(graph)) if fp32_nodes is None else set(fp32_nodes)) if precision == "fp16" else set()
     low = 2 if precision == "fp16" else 4
     activations = _activation_traffic(graph, precision, islands, low, batch)
     return TrafficEstimate(
