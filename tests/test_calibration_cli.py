@@ -2,14 +2,17 @@
 one-line errors, exit code 2."""
 
 import json
+from pathlib import Path
 
 import onnx
 import pytest
+import torch
 from onnx_cache import digits_fp32_onnx
 
 from rftrt.cli.calib import calib_main
 from rftrt.cli.eval import eval_main
 from rftrt.data.digits import load_digits_data, write_image_folder
+from rftrt.data.images import sample_image_paths
 from rftrt.models.digits import load_checkpoint
 from rftrt.precision.cache import parse_cache
 from rftrt.precision.render import render_fp16
@@ -211,3 +214,38 @@ def test_calib_for_dla_on_tensorrt_8_writes_the_cache_only(digits, tmp_path, cap
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["calibration.cache", "calibration.json"]
     printed = capsys.readouterr().out
     assert "--useDLACore=0 --allowGPUFallback" in printed and "--calib=" in printed
+
+
+def _photo_classes(root: Path) -> Path:
+    """The bundled photographs as a two-class ImageNet-style folder."""
+    for index, photo in enumerate(sample_image_paths()):
+        folder = root / f"class{index % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    return root
+
+
+def test_eval_of_an_rf_export_onnx_agrees_with_the_same_default_weights(tmp_path, capsys):
+    """rf-eval --model X and the ONNX rf-export wrote for X without --weights carry the same weights,
+    whatever the process did with torch's random state before, and each side says what it has."""
+    from helpers import exported_bundle
+
+    bundle = exported_bundle("orin")  # rf_b0, r64, default weights
+    torch.manual_seed(12345)  # another global random state than the export's
+    argv = ["--model", "rf_b0", "--resolution", "64", "--onnx", str(bundle / "rf_b0.onnx"), "--data", str(_photo_classes(tmp_path / "photos"))]
+    argv += ["--num-classes", "1000", "--json", str(tmp_path / "scores.json")]
+    assert eval_main(argv) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "scores.json").read_text())
+    assert report["scores"][1]["agreement"] == 1.0, printed
+    weights = list(report["weights"].values())
+    assert weights[0] == weights[1] and weights[0].startswith("random (He-normal, seed 0")
+    assert "weights of ONNX Runtime (rf_b0.onnx): random" in printed
+
+
+def test_eval_refuses_models_with_other_class_counts(tmp_path, capsys):
+    from helpers import exported_bundle
+
+    argv = ["--model", "rf_b0", "--resolution", "64", "--num-classes", "10", "--onnx", str(exported_bundle("orin") / "rf_b0.onnx")]
+    line = _error(capsys, eval_main(argv + ["--data", str(_photo_classes(tmp_path / "photos"))]))
+    assert "different class counts (--model rf_b0 10, --onnx 1000)" in line

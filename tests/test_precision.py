@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 import pytest
 import torch
 from onnx_cache import load
@@ -50,7 +51,7 @@ def test_plan_keeps_attention_cores_and_layernorm_in_fp32(rf_b1):
     assert not any(r.startswith("range") for r in plan.reasons.values())
     weak = plan.weakly_typed_layers(passed)
     kinds = Counter(n.op for n in graph.nodes if n.name in set(weak))
-    assert set(kinds) == {"Relu", "ReduceMean", "ReduceSum", "Mul", "Max", "Div", "LayerNormalization"}
+    assert set(kinds) == {"Relu", "ReduceSum", "Mul", "Add", "Div", "LayerNormalization"}  # exact cores: sums and + ε
     assert kinds["Div"] == 7 and kinds["LayerNormalization"] == 1
 
 
@@ -94,7 +95,8 @@ def test_naive_fp16_breaks_where_the_planned_one_holds(photos, scale):
     plan = plan_precision(passed, photos, "photos")
     planned = render_fp16(passed, set(plan.fp32_nodes))
     planned_result = compare("FP32", reference, "FP16 plan", run_onnx(planned, {"p": photos})["p"], "photos", "fp16")
-    assert planned_result.passed and planned_result.top1_agreement == 1.0, planned_result.line()
+    # top-1 on the decisive images: at ×8 a random-weight model's near-ties flip within FP16's error
+    assert planned_result.passed and planned_result.decisive_agreement == 1.0, planned_result.line()
 
 
 def test_activation_beyond_fp16_is_pinned_by_measured_range(photos):
@@ -115,3 +117,47 @@ def test_activation_beyond_fp16_is_pinned_by_measured_range(photos):
         unguarded = render_fp16(passed, set(plan.fp32_nodes) - set(pinned))
     assert not np.isfinite(run_onnx(unguarded, {"p": photos})["p"]).all()
     assert np.isfinite(reference).all()
+
+
+def _scaled_chain(scale_down: float, weight_scale: float = 1e6) -> onnx.ModelProto:
+    """images → Conv (weights ×1e6: far past FP16) → Mul(scale_down) → Relu → logits: the Mul brings
+    the values back into FP16's range, so only the Conv's own output is out of range."""
+    rng = np.random.default_rng(0)
+    x = gs.Variable("images", np.float32, ("batch", 3, 8, 8))
+    conv_out, scaled, y = (gs.Variable(n, np.float32, ("batch", 4, 8, 8)) for n in ("conv_out", "scaled", "logits"))
+    weight = gs.Constant("w", (rng.standard_normal((4, 3, 1, 1)) * weight_scale).astype(np.float32))
+    nodes = [
+        gs.Node("Conv", "conv", {}, [x, weight], [conv_out]),
+        gs.Node("Mul", "scale_down", {}, [conv_out, gs.Constant("s", np.array(scale_down, np.float32))], [scaled]),
+        gs.Node("Relu", "relu", {}, [scaled], [y]),
+    ]
+    model = gs.export_onnx(gs.Graph(nodes=nodes, inputs=[x], outputs=[y], opset=17))
+    model.ir_version = 8
+    return model
+
+
+def test_consumers_of_an_out_of_range_tensor_stay_fp32_until_it_is_back_in_range():
+    model = _scaled_chain(1e-6)
+    images = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    plan = plan_precision(model, images, "noise")
+    assert plan.reasons["conv"].startswith("range")
+    assert plan.reasons["scale_down"].startswith("input range")  # it reads the Conv's out-of-range output
+    assert "relu" not in plan.reasons  # its input is back in range: FP16 from here
+    typed = render_fp16(model, set(plan.fp32_nodes))
+    casts = [n for n in typed.graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT16]
+    assert [n.input[0] for n in casts] == ["scaled"]  # never a Cast of conv_out to FP16
+    reference = run_onnx(model, {"x": images})["x"]
+    out = run_onnx(typed, {"x": images})["x"]
+    assert np.isfinite(out).all() and np.abs(out - reference).max() <= 1e-2 * np.abs(reference).max()
+
+
+def test_weights_below_fp16_normal_are_counted_per_node():
+    model = _scaled_chain(0.5, weight_scale=1.0)
+    weights = {t.name: t for t in model.graph.initializer}
+    values = onnx.numpy_helper.to_array(weights["w"]).copy()
+    values.reshape(-1)[:5] = 1e-6  # five non-zero weights FP16 keeps only as subnormals
+    weights["w"].CopyFrom(onnx.numpy_helper.from_array(values, "w"))
+    plan = plan_precision(model, np.ones((1, 3, 8, 8), np.float32), "ones")  # everything in range
+    assert "conv" not in plan.reasons and plan.weight_underflow == {"conv": 5}
+    assert "5 weights below FP16's smallest normal in 1 nodes" in plan.summary()
+    assert plan.as_dict()["weight_underflow"] == {"conv": 5}

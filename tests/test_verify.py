@@ -94,12 +94,26 @@ def test_a_nan_fails_and_says_non_finite():
     assert not _judge(out).passed
 
 
-def test_random_weights_are_flagged_as_weak_evidence():
-    """Measured on the bundle: random-weight logits hardly depend on the image, so swapping the images
-    still passes; the result must say that this check cannot tell images apart."""
+def test_default_weights_make_golden_data_that_tells_images_apart():
+    """The bundle's default (random, signal-preserving) weights carry the image: swapping the golden
+    images fails the check, and nothing warns that it could not tell."""
     golden = Golden.load(exported_bundle("orin"))
-    assert golden.logits.std(axis=0).mean() < 1e-4 * np.abs(golden.logits).mean()
+    assert golden.logits.std(axis=0).mean() >= 0.1 * golden.logits.std(axis=1).mean()
+    assert len(set(golden.logits.argmax(axis=1))) >= 4
     swapped = _judge(golden.logits[::-1].copy())
+    assert not swapped.passed and not swapped.warnings
+
+
+def test_logits_that_ignore_the_image_are_flagged_as_weak_evidence():
+    """A reference whose logits barely change from image to image (what PyTorch's default init gives)
+    cannot tell a swapped input from the right one; the result says so."""
+    bundle = exported_bundle("orin")
+    spec = load_bundle_spec(bundle)
+    real = Golden.load(bundle)
+    flat = np.repeat(real.logits[:1], len(real.logits), axis=0)
+    flat = flat + np.random.default_rng(0).standard_normal(flat.shape).astype(np.float32) * 1e-6
+    golden = Golden(real.images, flat, flat)
+    swapped = compare_with_golden(flat[::-1].copy(), golden, spec, engine="e", bundle="b", tensorrt="t")
     assert swapped.passed  # the evidence really is this weak...
     assert swapped.warnings and "cannot tell images apart" in swapped.warnings[0]  # ...and it says so
     assert any(line.startswith("warning: the reference logits hardly depend on the image") for line in swapped.lines())

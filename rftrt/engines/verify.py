@@ -16,10 +16,11 @@ int8       ``int8``   all finite, cosine ≥ 0.98 per image, top-1 agrees on ≥
 For a strongly typed bundle ``logits`` come from the typed FP16 ONNX; the comparison with the FP32
 ONNX's ``logits_fp32`` is reported as well, for information. NaN or Inf anywhere fails.
 
-A bundle exported without ``--weights`` has random weights, and then the logits hardly depend on the
-image (measured on rf_b0 r64: spread across images 3e-6 against logits of 0.26, every image the same
-class). Such a reference cannot tell one image from another, so an engine that ignored its input would
-pass; the result then carries a warning saying so (:func:`input_sensitivity_warning`).
+A reference whose logits hardly depend on the image (a model initialised the way PyTorch does by
+default: spread across images ~1e-5 of the logits, every image the same class) cannot tell one image
+from another, so an engine that ignored its input would pass; the result then carries a warning
+saying so (:func:`input_sensitivity_warning`). rf-export's default weights are made so that this does
+not happen (:mod:`rftrt.models.init`).
 
 Everything before running the engine is checked first and is a one-line error (exit code 2): the
 file is a plain TensorRT plan, the bundle matches its manifest, the sidecar's TensorRT release is the
@@ -183,7 +184,7 @@ def input_sensitivity_warning(reference: np.ndarray, resolution_floor: float = 1
     same = f"; every image is class {classes[0]}" if len(classes) == 1 else ""
     return (
         f"the reference logits hardly depend on the image (spread {spread:.1e} against logits of {magnitude:.2g}{same}): "
-        "the bundle was probably exported with random weights, so this check cannot tell images apart; "
+        "the bundle's model ignores its input (degenerate weights), so this check cannot tell images apart; "
         "export with --weights for a meaningful verification"
     )
 

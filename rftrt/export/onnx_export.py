@@ -41,8 +41,9 @@ def export_onnx(
     dynamic_batch: bool = True,
     batch: int = 1,
     metadata: dict[str, str] | None = None,
+    channels: int = 3,
 ) -> onnx.ModelProto:
-    """Export ``model`` (FP32, eval mode) with input ``images`` (N, 3, R, R) and output ``logits``.
+    """Export ``model`` (FP32, eval mode) with input ``images`` (N, channels, R, R) and output ``logits``.
 
     With ``dynamic_batch`` the batch dimension is the symbol ``batch``; otherwise it is ``batch``.
     ``metadata`` is stored as ONNX metadata props, sorted by key.
@@ -50,7 +51,7 @@ def export_onnx(
     if not _MIN_OPSET <= opset <= EXPORTER_MAX_OPSET:
         raise RftrtError(f"opset {opset} not supported: use {_MIN_OPSET}…{EXPORTER_MAX_OPSET}")
     model = model.float().eval()
-    example = torch.zeros(batch, 3, resolution, resolution)
+    example = torch.zeros(batch, channels, resolution, resolution)
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():

@@ -6,8 +6,10 @@ The pipeline, in order (one module each under :mod:`rftrt.export.passes`):
 1. ``cleanup``: no-op Casts and Identities, constant folding;
 2. ``reduce-attention``: every ReduceFormer core in the canonical form;
 3. ``litemla-padded-ones``: every LiteMLA core without ``Pad(v, 1)``;
-4. ``fp16-safety`` (FP16 and INT8 builds, whose non-INT8 layers run in FP16): sums → means,
-   ε representable in FP16.
+4. ``fp16-safety``, only where the attention cores themselves will run in FP16 (``fp16_cores``;
+   DLA, which has no FP32): sums → means, ε representable in FP16. It is an approximation
+   (:mod:`rftrt.export.passes.fp16_safety` says how large), so the GPU paths, where the precision
+   plan keeps every core in FP32, do not get it and their passes are exact.
 
 With a PyTorch model at hand, each attention pass is held to the model's block count
 (:func:`attention_blocks`); a mismatch stops the export.
@@ -52,9 +54,9 @@ def attention_blocks(model: torch.nn.Module) -> AttentionBlocks:
     )
 
 
-def pass_pipeline(precision: str, blocks: AttentionBlocks | None = None) -> list[tuple[Pass, int | None]]:
+def pass_pipeline(precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False) -> list[tuple[Pass, int | None]]:
     """The passes for ``precision``, each with the match count it is held to (None: not checked;
-    no ``blocks``: none is)."""
+    no ``blocks``: none is); ``fp16_cores`` when the attention cores will run in FP16."""
     if precision not in PRECISIONS:
         raise RftrtError(f"precision {precision!r} not supported; use {', '.join(PRECISIONS)}")
     reduce = blocks.reduce if blocks else None
@@ -64,17 +66,17 @@ def pass_pipeline(precision: str, blocks: AttentionBlocks | None = None) -> list
         (canonicalize_reduce_attention, reduce),
         (rewrite_litemla_padded_ones, litemla),
     ]
-    if precision != "fp32":  # INT8 builds run what stays out of INT8 in FP16
+    if precision != "fp32" and fp16_cores:
         steps.append((make_attention_fp16_safe, None if blocks is None else blocks.reduce + blocks.litemla))
     return steps
 
 
 def run_passes(
-    model: onnx.ModelProto, precision: str, blocks: AttentionBlocks | None = None
+    model: onnx.ModelProto, precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False
 ) -> tuple[onnx.ModelProto, list[PassReport]]:
     """``model`` after :func:`pass_pipeline` (a new model; ``model`` is untouched), and each pass's report."""
     graph = to_graph(model)
-    reports = [run_pass(graph, fn, expected) for fn, expected in pass_pipeline(precision, blocks)]
+    reports = [run_pass(graph, fn, expected) for fn, expected in pass_pipeline(precision, blocks, fp16_cores)]
     return to_model(graph, model), reports
 
 
@@ -99,9 +101,10 @@ def export_and_pass(
     dynamic_batch: bool = True,
     batch: int = 1,
     metadata: dict[str, str] | None = None,
+    fp16_cores: bool = False,
 ) -> PreparedModel:
     """Export ``model`` (see :func:`~rftrt.export.onnx_export.export_onnx`) and run the passes for
     ``precision``, held to the model's attention-block counts."""
     exported = export_onnx(model, resolution, opset=opset, dynamic_batch=dynamic_batch, batch=batch, metadata=metadata)
-    passed, reports = run_passes(exported, precision, attention_blocks(model))
+    passed, reports = run_passes(exported, precision, attention_blocks(model), fp16_cores)
     return PreparedModel(model, exported, passed, reports)

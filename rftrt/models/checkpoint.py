@@ -72,10 +72,12 @@ class LoadReport:
     path: str | None = None
     sha256: str | None = None
     unused_keys: tuple[str, ...] = field(default_factory=tuple)
+    #: how random weights were made (empty for a checkpoint)
+    init: str = ""
 
     @classmethod
-    def random_init(cls) -> "LoadReport":
-        return cls(source="random")
+    def random_init(cls, init: str = "") -> "LoadReport":
+        return cls(source="random", init=init)
 
     @property
     def random(self) -> bool:

@@ -15,6 +15,7 @@ from .._data import load_toml
 from ..errors import RftrtError
 from .checkpoint import LoadReport, load_weights
 from .efficientvit import EfficientViTCls
+from .init import signal_preserving_init
 
 __all__ = [
     "ModelInfo",
@@ -98,8 +99,12 @@ def create(
     resolution: int = 224,
     weights: str | Path | None = None,
     num_classes: int = 1000,
+    seed: int = 0,
 ) -> EfficientViTCls:
     """Build a registry model in eval mode, optionally loading a checkpoint.
+
+    Without ``weights`` the model gets :func:`~rftrt.models.init.signal_preserving_init`'s random
+    weights for ``seed``: the same for every command, and ones under which the logits depend on the image.
 
     ``weights`` may be an official EfficientViT ``.pt`` (raw state dict or ``{"state_dict": …}``), a
     timm-named state dict, or, for ``rf_*``, an EfficientViT checkpoint of the same size (its
@@ -113,5 +118,8 @@ def create(
     model = EfficientViTCls(info.family, info.variant, num_classes=num_classes)
     model.name = name
     model.resolution = resolution
-    model.load_report = load_weights(model, weights) if weights is not None else LoadReport.random_init()
+    if weights is not None:
+        model.load_report = load_weights(model, weights)
+    else:
+        model.load_report = LoadReport.random_init(signal_preserving_init(model, resolution, seed))
     return model.eval()

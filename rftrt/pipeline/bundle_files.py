@@ -13,7 +13,6 @@ from importlib import metadata
 import numpy as np
 
 from .. import __version__
-from ..comparison import Comparison
 from ..engines.build_spec import BuildSpec
 from ..engines.trtexec import build_script
 from ..precision.plan import PrecisionPlan
@@ -86,7 +85,7 @@ def _dialect_line(spec: BuildSpec) -> str:
     return f"Dialect: **{'strongly' if spec.dialect == 'strong' else 'weakly'} typed**. " + how
 
 
-def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, comparisons: list[Comparison]) -> str:
+def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, validation: list[str]) -> str:
     lines = [
         f"# {spec.model} r{spec.resolution} for {target.display} (TensorRT {spec.tensorrt_version}, {spec.precision})",
         "",
@@ -111,18 +110,18 @@ def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, c
     if spec.notes:
         lines += ["Notes:", ""] + [f"- {note}" for note in spec.notes] + [""]
     lines += ["Validation on ONNX Runtime (CPU) before writing this bundle:", ""]
-    lines += [f"- {c.line()}" for c in comparisons]
+    lines += [f"- {line}" for line in validation]
     return "\n".join(lines) + "\n"
 
 
-def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: dict[str, np.ndarray], plan: PrecisionPlan | None, comparisons: list[Comparison], calibration=None) -> dict[str, bytes]:
+def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: dict[str, np.ndarray], plan: PrecisionPlan | None, validation: list[str], calibration=None) -> dict[str, bytes]:
     """Every file of the bundle but its manifest, by name."""
     files = {
         spec.onnx: deployed_onnx,
         "build.json": spec.to_json().encode(),
         "build.sh": build_script(spec).encode(),
         "golden.npz": npz_bytes(golden),
-        "README.md": bundle_readme(spec, target, plan, comparisons).encode(),
+        "README.md": bundle_readme(spec, target, plan, validation).encode(),
     }
     if plan:
         files["precision_plan.json"] = (json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n").encode()

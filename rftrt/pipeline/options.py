@@ -55,10 +55,21 @@ class ExportResult:
     build: str = ""
     next_commands: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: comparison kinds reported but not held to their tolerance (INT8 on random weights)
+    not_enforced: tuple[str, ...] = ()
+
+    @property
+    def enforced(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.kind not in self.not_enforced]
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.comparisons)
+        return all(c.passed for c in self.enforced)
+
+    def validation_lines(self) -> list[str]:
+        """One line per comparison, the ones not enforced marked."""
+        enforced = self.enforced
+        return [c.line() + ("" if c in enforced else "  (not enforced: random weights)") for c in self.comparisons]
 
     def as_dict(self) -> dict:
         t = self.target
@@ -82,6 +93,7 @@ class ExportResult:
             "precision_plan": self.plan.as_dict() if self.plan else None,
             "validation": [c.as_dict() for c in self.comparisons],
             "validation_passed": self.passed,
+            "validation_not_enforced": list(self.not_enforced),
             "files": self.files,
             "build": self.build,
             "next": self.next_commands,

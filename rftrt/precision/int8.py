@@ -21,7 +21,7 @@ FP16 (``--int8 --fp16`` on weakly typed builds, FP16 tensors in the typed ONNX).
 
 Checks done before returning: the cache is parsed back and every scale matches its range (float32
 rounding); the Q/DQ ONNX (and the typed one) run on ONNX Runtime on the first calibration images and
-are compared with the FP32 ONNX under :data:`~rftrt.comparison.INT8_TOLERANCE`
+are compared with the FP32 ONNX under the ``int8-qdq`` tolerance of :data:`~rftrt.comparison.TOLERANCES`
 (``result.checks``; a failed check is reported, not raised: the caller decides).
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..comparison import Comparison, compare_int8
+from ..comparison import Comparison, compare
 from ..data.sources import ArraySource, ImageSource, Progress
 from ..errors import RftrtError
 from ..export.onnxrt import onnx_logits
@@ -217,15 +217,22 @@ def _plan_from_record(record: dict | None) -> PrecisionPlan | None:
 
 
 def _extend_plan(plan: PrecisionPlan, model: onnx.ModelProto, ranges: Ranges) -> list[str]:
-    """Nodes whose calibrated output exceeds the plan's FP16 limit join the FP32 islands."""
+    """Nodes whose calibrated output, or an input, exceeds the plan's FP16 limit join the FP32
+    islands (as :func:`~rftrt.precision.plan.plan_precision` decides on its own measurement)."""
+    def peak(names) -> float:
+        return max((max(abs(v) for v in ranges.observed[t]) for t in names if t in ranges.observed), default=0.0)
+
     added = []
     for node in model.graph.node:
         if node.name in plan.reasons:
             continue
-        peak = max((max(abs(v) for v in ranges.observed[t]) for t in node.output if t in ranges.observed), default=0.0)
-        if peak > RANGE_LIMIT:
-            plan.reasons[node.name] = f"range: {peak:.3g} > {RANGE_LIMIT:.3g} (calibration)"
-            added.append(node.name)
+        if peak(node.output) > RANGE_LIMIT:
+            plan.reasons[node.name] = f"range: {peak(node.output):.3g} > {RANGE_LIMIT:.3g} (calibration)"
+        elif peak(node.input) > RANGE_LIMIT:
+            plan.reasons[node.name] = f"input range: {peak(node.input):.3g} > {RANGE_LIMIT:.3g} (calibration; reads an out-of-range tensor)"
+        else:
+            continue
+        added.append(node.name)
     if added:
         order = {n.name: i for i, n in enumerate(model.graph.node)}
         plan.fp32_nodes = sorted(plan.reasons, key=lambda name: order.get(name, len(order)))
@@ -318,10 +325,10 @@ def _check_renderings(result: CalibrationResult, fp32_onnx: onnx.ModelProto, qdq
     """The Q/DQ ONNX (and the typed one) against the FP32 ONNX on ``images``."""
     reference = onnx_logits(fp32_onnx, images)
     inputs = f"{len(images)} calibration images"
-    result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ", onnx_logits(qdq, images), inputs))
+    result.checks.append(compare("FP32 ONNX", reference, "INT8 Q/DQ", onnx_logits(qdq, images), inputs, "int8-qdq"))
     if result.typed_model is not None:
         typed = onnx_logits(result.typed_model, images)
-        result.checks.append(compare_int8("FP32 ONNX", reference, "INT8 Q/DQ + FP16 (typed)", typed, inputs))
+        result.checks.append(compare("FP32 ONNX", reference, "INT8 Q/DQ + FP16 (typed)", typed, inputs, "int8-qdq"))
 
 
 def _new_record(key: CalibrationKey, ranges: Ranges, source, plan: PrecisionPlan, shape: tuple, store: CalibrationStore | None) -> dict:

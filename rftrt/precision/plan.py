@@ -6,7 +6,14 @@ FP32 is kept for
   mit-han-lab/efficientvit#15/#116): its sums grow with the token count;
 - LayerNormalization (the head's; mit-han-lab/efficientvit#142, NVIDIA/TensorRT#2564);
 - any node whose output, measured with ONNX Runtime on real images, exceeds ``RANGE_LIMIT``, or
-  whose weights FP16 cannot hold.
+  whose weights FP16 cannot hold;
+- every consumer of such an out-of-range tensor: FP16 there would mean a ``Cast`` of that tensor to
+  FP16 (inf), so the island grows along the graph until the values are back in range (a consumer
+  whose own output is in range is the last FP32 node; its consumers read an in-range tensor).
+
+Weights that FP16 keeps only as subnormals or flushes to zero (non-zero |w| below its smallest
+normal, 6.1e-5) are counted per node (:attr:`PrecisionPlan.weight_underflow`) and reported; a few
+are harmless, many in one layer say it should stay FP32.
 
 The plan is rendered for either dialect by :mod:`rftrt.precision.render`.
 """
@@ -24,11 +31,12 @@ from ..export.onnxrt import ort_session
 from ..export.passes import to_graph
 from ..export.passes.attention import find_attention_cores
 
-__all__ = ["PrecisionPlan", "plan_precision", "plan_on_photographs", "structural_fp32_nodes", "measure_ranges", "is_float32", "RANGE_LIMIT", "FP16_MAX"]
+__all__ = ["FP16_MIN_NORMAL", "PrecisionPlan", "plan_precision", "plan_on_photographs", "structural_fp32_nodes", "measure_ranges", "is_float32", "RANGE_LIMIT", "FP16_MAX"]
 
 FP16_MAX = float(np.finfo(np.float16).max)
 #: Headroom of 4× under FP16's largest value: images not in the measurement set may go higher.
 RANGE_LIMIT = FP16_MAX / 4
+FP16_MIN_NORMAL = float(np.finfo(np.float16).tiny)
 _DATA_MOVEMENT = {"Reshape", "Split", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat"}
 
 
@@ -41,6 +49,8 @@ class PrecisionPlan:
     reasons: dict[str, str] = field(default_factory=dict)
     max_activation: float = 0.0
     measured_on: str = ""
+    #: node → how many of its non-zero FP32 weights fall below FP16's smallest normal (FP16 nodes only)
+    weight_underflow: dict[str, int] = field(default_factory=dict)
 
     def weakly_typed_layers(self, model: onnx.ModelProto) -> list[str]:
         """The layer names to pin on a weakly typed build of ``model``: the plan minus pure data movement."""
@@ -52,7 +62,9 @@ class PrecisionPlan:
         for reason in self.reasons.values():
             counts[reason.split(":")[0]] = counts.get(reason.split(":")[0], 0) + 1
         parts = ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
-        return f"{len(self.fp32_nodes)} nodes FP32 ({parts}); max |activation| {self.max_activation:.3g}"
+        underflow = sum(self.weight_underflow.values())
+        tiny = f"; {underflow} weights below FP16's smallest normal in {len(self.weight_underflow)} nodes" if underflow else ""
+        return f"{len(self.fp32_nodes)} nodes FP32 ({parts}); max |activation| {self.max_activation:.3g}{tiny}"
 
     def as_dict(self) -> dict:
         return {
@@ -61,6 +73,7 @@ class PrecisionPlan:
             "reasons": dict(self.reasons),
             "max_activation": self.max_activation,
             "measured_on": self.measured_on,
+            "weight_underflow": dict(self.weight_underflow),
         }
 
 
@@ -109,20 +122,38 @@ def plan_precision(model: onnx.ModelProto, images: np.ndarray, measured_on: str)
     ranges = measure_ranges(model, graph, images)
     plan.max_activation = max(ranges.values(), default=0.0)
     for node in graph.nodes:
-        if node.name in reasons:
-            continue
-        peak = max((ranges.get(t.name, 0.0) for t in node.outputs), default=0.0)
-        weight = max(
-            (float(np.max(np.abs(t.values))) for t in node.inputs if isinstance(t, gs.Constant) and is_float32(t) and t.values.size),
-            default=0.0,
-        )
-        if peak > RANGE_LIMIT:
-            reasons[node.name] = f"range: {peak:.3g} > {RANGE_LIMIT:.3g}"
-        elif weight > FP16_MAX:
-            reasons[node.name] = f"weights: {weight:.3g} > {FP16_MAX:.0f}"
+        if node.name not in reasons:
+            reason = _range_reason(node, ranges)
+            if reason:
+                reasons[node.name] = reason
+    for node in graph.nodes:
+        if node.name not in reasons and (count := _underflowing_weights(node)):
+            plan.weight_underflow[node.name] = count
     plan.fp32_nodes = [n.name for n in graph.nodes if n.name in reasons]
     plan.reasons = {name: reasons[name] for name in plan.fp32_nodes}
     return plan
+
+
+def _float32_weights(node: gs.Node) -> list[np.ndarray]:
+    return [np.asarray(t.values) for t in node.inputs if isinstance(t, gs.Constant) and is_float32(t) and t.values.size]
+
+
+def _range_reason(node: gs.Node, ranges: dict[str, float]) -> str | None:
+    """Why ``node`` must stay FP32 by what flows through it, or None."""
+    peak = max((ranges.get(t.name, 0.0) for t in node.outputs), default=0.0)
+    if peak > RANGE_LIMIT:
+        return f"range: {peak:.3g} > {RANGE_LIMIT:.3g}"
+    fed = max((ranges.get(t.name, 0.0) for t in node.inputs if isinstance(t, gs.Variable)), default=0.0)
+    if fed > RANGE_LIMIT:
+        return f"input range: {fed:.3g} > {RANGE_LIMIT:.3g} (reads an out-of-range tensor)"
+    weight = max((float(np.max(np.abs(w))) for w in _float32_weights(node)), default=0.0)
+    if weight > FP16_MAX:
+        return f"weights: {weight:.3g} > {FP16_MAX:.0f}"
+    return None
+
+
+def _underflowing_weights(node: gs.Node) -> int:
+    return sum(int(np.count_nonzero((np.abs(w) < FP16_MIN_NORMAL) & (w != 0))) for w in _float32_weights(node))
 
 
 def is_float32(tensor: gs.Tensor) -> bool:

@@ -37,13 +37,13 @@ import onnx_graphsurgeon as gs
 from ..errors import RftrtError
 from ..export.passes import to_graph, to_model
 from .cache import QUANTIZABLE_OPS
+from .plan import FP16_MIN_NORMAL
 from .render import render_fp16
 
-__all__ = ["QdqReport", "qdq_tensors", "insert_qdq", "render_typed", "quantize_weight", "FP16_MIN_NORMAL"]
+__all__ = ["QdqReport", "qdq_tensors", "insert_qdq", "render_typed", "quantize_weight"]
 
 _INT8_MAX = 127
 #: Scales below FP16's smallest normal lose precision (and tiny ones vanish) in the typed rendering.
-FP16_MIN_NORMAL = float(np.finfo(np.float16).tiny)
 _QDQ_OPSET = 19
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.digits import NUM_CLASSES as NUM_DIGITS
 from ..data.images import Preprocess
 from ..data.labelled import labelled_images, load_labelled, read_class_map
 from ..data.sources import spaced_indices
@@ -44,11 +45,13 @@ class EvalReport:
     reference: str | None
     scores: list[Scores] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: which weights each model evaluated carries, by its score name
+    weights: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         skipped = f" ({len(self.skipped)} unreadable skipped)" if self.skipped else ""
         head = f"{self.images} images of {self.listed} in {self.data}{skipped}, {self.resolution}x{self.resolution}"
-        return [head] + [entry.line() for entry in self.scores]
+        return [head] + [f"weights of {name}: {weights}" for name, weights in self.weights.items()] + [entry.line() for entry in self.scores]
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +62,7 @@ class EvalReport:
             "resolution": self.resolution,
             "reference": self.reference,
             "scores": [s.as_dict() for s in self.scores],
+            "weights": dict(self.weights),
         }
 
 
@@ -101,6 +105,53 @@ def _torch_model(request: EvalRequest, resolution: int | None, warn: Callable[[s
     return None, resolution
 
 
+def _torch_weights(model) -> str:
+    report = getattr(model, "load_report", None)
+    if report is None:  # the digits model, from its committed checkpoint
+        return "the digits checkpoint"
+    return report.init if report.random else f"{report.source} checkpoint {Path(report.path).name} (sha256 {report.sha256[:12]}…)"
+
+
+def _onnx_weights(model) -> str:
+    """What an ONNX says of its weights (rf-export records them in its metadata)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    sha = props.get("weights_sha256")
+    if sha is None:
+        return "not recorded (not an rf-export ONNX)"
+    if sha == "random":
+        return props.get("weights", "random")
+    return f"checkpoint sha256 {sha[:12]}…"
+
+
+def _onnx_classes(model) -> int | None:
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    return int(dims[1].dim_value) if len(dims) == 2 and dims[1].HasField("dim_value") else None
+
+
+def _check_classes(request: EvalRequest, onnx_model, reference_onnx) -> None:
+    """Every model evaluated together must have the same classes (checked before any is built)."""
+    counts = {}
+    if request.model:
+        counts[f"--model {request.model}"] = NUM_DIGITS if request.model == DIGITS_MODEL else request.num_classes
+    for flag, model in (("--onnx", onnx_model), ("--reference-onnx", reference_onnx)):
+        if model is not None and _onnx_classes(model) is not None:
+            counts[flag] = _onnx_classes(model)
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{flag} {n}" for flag, n in counts.items())
+        raise RftrtError(f"the models have different class counts ({listed}); pass --num-classes to match, or other files")
+
+
+def _weights(request: EvalRequest, torch_model, onnx_model, reference_onnx) -> dict[str, str]:
+    weights = {}
+    if torch_model is not None:
+        weights[f"PyTorch FP32 ({request.model})"] = _torch_weights(torch_model)
+    if reference_onnx is not None:
+        weights[f"reference ONNX ({Path(request.reference_onnx).name})"] = _onnx_weights(reference_onnx)
+    if onnx_model is not None:
+        weights[f"ONNX Runtime ({Path(request.onnx).name})"] = _onnx_weights(onnx_model)
+    return weights
+
+
 def _outputs(request: EvalRequest, x: np.ndarray, torch_model, onnx_model, reference_onnx) -> dict[str, np.ndarray]:
     from ..export.onnxrt import onnx_logits
     from ..precision.accuracy import torch_logits
@@ -122,6 +173,7 @@ def evaluate(request: EvalRequest, load_onnx: Callable, warn: Callable[[str], No
     onnx_model = load_onnx(request.onnx) if request.onnx else None
     resolution = _onnx_resolution(request, onnx_model, request.resolution) if onnx_model is not None else request.resolution
     reference_onnx = load_onnx(request.reference_onnx) if request.reference_onnx else None
+    _check_classes(request, onnx_model, reference_onnx)
     torch_model, resolution = _torch_model(request, resolution, warn)
     class_map = read_class_map(Path(request.class_map)) if request.class_map else None
     items, _, warnings = labelled_images(Path(request.data), class_map)
@@ -143,4 +195,5 @@ def evaluate(request: EvalRequest, load_onnx: Callable, warn: Callable[[str], No
     reference_name = next((n for n in outputs if n.startswith("reference ONNX")), None) or next((n for n in outputs if n.startswith("PyTorch")), None)
     reference = outputs.get(reference_name) if reference_name else None
     scores = [score(name, logits, y, reference if name != reference_name else None) for name, logits in outputs.items()]
-    return EvalReport(str(request.data), int(len(y)), listed, resolution, reference_name, scores, skipped)
+    weights = _weights(request, torch_model, onnx_model, reference_onnx)
+    return EvalReport(str(request.data), int(len(y)), listed, resolution, reference_name, scores, skipped, weights)

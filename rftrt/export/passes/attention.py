@@ -4,7 +4,8 @@ An attention core is the part of a LiteMLA / ReduceFormer context module between
 multi-scale qkv map ``x`` of shape (B, G·3d, H, W) and the map that feeds ``proj``, of shape
 (B, G·d, H, W). It is found from its division, the one node every variant ends in, by walking back
 to the reshape that splits ``x`` into G groups of q|k|v (matched on structure: op types, constant
-inputs, shapes; never on names).
+inputs, shapes; never on names), then read back as an expression over q, k and v and checked
+against the formula of its kind (:mod:`.core_form`) before anything rewrites it.
 
 The canonical form, shared by both families::
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
+
+from .core_form import check_core_form
 
 __all__ = ["AttentionCore", "find_attention_cores", "build_canonical_core", "SPATIAL_REDUCTIONS"]
 
@@ -133,6 +136,7 @@ def _match_from_division(div: gs.Node) -> AttentionCore | None:
     head_dim = grouped[2] // 3
     if head_dim * 3 != grouped[2] or channels % (3 * head_dim):
         return None
+    check_core_form(kind, div, reshape_in, head_dim)
 
     guards = [
         (n.op, value)

@@ -43,7 +43,6 @@ def export_and_pass(
 ) -> ExportedModel:
     """Export registry model ``name`` (random weights, seeded) or take ``onnx_model``, then run the
     passes of ``rf-export`` on it. With a model name the passes are held to its attention-block count."""
-    import torch
 
     from ...export.onnx_export import export_onnx
     from ...export.prepare import attention_blocks, run_passes
@@ -55,8 +54,7 @@ def export_and_pass(
     torch_model = None
     blocks = None
     if name is not None:
-        torch.manual_seed(seed)
-        torch_model = create(name, resolution)
+        torch_model = create(name, resolution, seed=seed)
         blocks = attention_blocks(torch_model)
     if onnx_model is None:
         if torch_model is None:

@@ -107,15 +107,13 @@ class OrtBackend(Backend):
 def _export_onnx_file(name: str, resolution: int, precision: str, folder: Path, seed: int) -> Path:
     """The ONNX ``rf-export`` would deploy for ``name`` (after the passes; FP16: the typed rendering
     of the precision plan, graph I/O FP32), written to ``folder``."""
-    import torch
 
     from ....export.prepare import export_and_pass
     from ....models import create
     from ....precision.plan import plan_on_photographs
     from ....precision.render import render_fp16
 
-    torch.manual_seed(seed)
-    model = export_and_pass(create(name, resolution), resolution, precision).passed
+    model = export_and_pass(create(name, resolution, seed=seed), resolution, precision).passed
     if precision == "fp16":
         model = render_fp16(model, set(plan_on_photographs(model, resolution).fp32_nodes))
     path = folder / f"{name}-r{resolution}-{precision}.onnx"

@@ -118,13 +118,12 @@ class _TorchCudaModel:
 
         from ....models import create
 
-        torch.manual_seed(settings.seed)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
         self.resolution = resolution
         self.rotate = settings.rotate
         self.seed = settings.seed
-        model = create(name, resolution).eval().to(device="cuda", dtype=self.dtype, memory_format=self.memory_format)
+        model = create(name, resolution, seed=settings.seed).eval().to(device="cuda", dtype=self.dtype, memory_format=self.memory_format)
         self.model = model
         self.fn = torch.compile(model, mode=settings.compile_mode, dynamic=False) if compiled else model
 
