@@ -239,7 +239,7 @@ def test_eval_of_an_rf_export_onnx_agrees_with_the_same_default_weights(tmp_path
     report = json.loads((tmp_path / "scores.json").read_text())
     assert report["scores"][1]["agreement"] == 1.0, printed
     weights = list(report["weights"].values())
-    assert weights[0] == weights[1] and weights[0].startswith("random (He-normal, seed 0")
+    assert weights[0] == weights[1] and weights[0].startswith("random: He-normal (seed 0)")
     assert "weights of ONNX Runtime (rf_b0.onnx): random" in printed
 
 

@@ -83,6 +83,12 @@ class LoadReport:
     def random(self) -> bool:
         return self.source == "random"
 
+    def describe(self) -> str:
+        """One line: how the weights were made, or which checkpoint they came from."""
+        if self.random:
+            return self.init or "random"
+        return f"{self.source} checkpoint {Path(self.path).name} (sha256 {self.sha256[:12]}…, {len(self.unused_keys)} keys unused)"
+
 
 def _rename(key: str, table: list) -> str:
     for pattern, replacement in table:

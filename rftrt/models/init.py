@@ -39,7 +39,7 @@ __all__ = ["signal_preserving_init", "DESCRIPTION", "RESIDUAL_SCALE"]
 #: Initial scale of the last BatchNorm of each residual branch (see the module docstring).
 RESIDUAL_SCALE = 0.25
 
-DESCRIPTION = "random (He-normal, seed {seed}; residual branches ×1/4; BatchNorm statistics from the {n} bundled photographs)"
+DESCRIPTION = "random: He-normal (seed {seed}), residual branches ×1/4, BatchNorm statistics from the {n} bundled photographs"
 
 
 def _he_normal(model: nn.Module, generator: torch.Generator) -> None:

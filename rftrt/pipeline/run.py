@@ -104,11 +104,8 @@ def _model_stage(run: _Run, record: dict) -> None:
     run.model = create(options.model, options.resolution, options.weights, options.num_classes, seed=_SEED)
     report = run.model.load_report
     params = sum(p.numel() for p in run.model.parameters())
-    source = (
-        f"RANDOM WEIGHTS (no --weights; {report.init}): the logits depend on the image but mean nothing"
-        if report.random
-        else f"{report.source} checkpoint {Path(report.path).name} ({len(report.unused_keys)} keys unused)"
-    )
+    made = report.describe().removeprefix("random: ")
+    source = f"RANDOM WEIGHTS (no --weights; {made}): the logits depend on the image but mean nothing" if report.random else report.describe()
     if report.random:
         run.result.warnings.append("random weights: validation checks the toolchain, not the model's accuracy")
     record["summary"] = f"{options.model} r{options.resolution}, {params:,} params, {source}"
@@ -129,7 +126,7 @@ def _validation_inputs(run: _Run) -> None:
 def _export_stage(run: _Run, record: dict) -> None:
     options, target = run.options, run.target
     report = run.model.load_report
-    metadata = {"model": options.model, "resolution": str(options.resolution), "weights_sha256": report.sha256 or "random", "weights": report.init or report.source}
+    metadata = {"model": options.model, "resolution": str(options.resolution), "weights_sha256": report.sha256 or "random", "weights": report.describe()}
     run.exported = export_onnx(
         run.model, options.resolution, opset=run.resolved.opset, dynamic_batch=not target.batch.static, batch=target.batch.opt, metadata=metadata
     )

@@ -109,7 +109,7 @@ def _torch_weights(model) -> str:
     report = getattr(model, "load_report", None)
     if report is None:  # the digits model, from its committed checkpoint
         return "the digits checkpoint"
-    return report.init if report.random else f"{report.source} checkpoint {Path(report.path).name} (sha256 {report.sha256[:12]}…)"
+    return report.describe()
 
 
 def _onnx_weights(model) -> str:
