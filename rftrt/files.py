@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import RftrtError
 
-__all__ = ["write_file_atomic", "write_json", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
+__all__ = ["write_file_atomic", "write_json", "check_output_file", "check_output_dir", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
 
 _CHUNK = 1 << 20
 
@@ -94,3 +94,42 @@ def sha256_bytes(data: bytes) -> str:
 def write_json(path: Path, data: object) -> None:
     """A JSON report (sorted keys, indented, newline-terminated), written atomically."""
     write_file_atomic(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _probe(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder``, or None (tried, not guessed: permissions, read-only
+    mounts and full disks all show)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".rftrt-probe-", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def check_output_file(path: str | Path, what: str = "output") -> None:
+    """Refuse, before any work, a file that could not be written: its folder must exist and take files."""
+    path = Path(path)
+    parent = path.absolute().parent
+    if path.is_dir():
+        raise RftrtError(f"cannot write the {what} {path}: it is a folder; give a file name")
+    if not parent.is_dir():
+        raise RftrtError(f"cannot write the {what} {path}: folder {parent} does not exist")
+    why = _probe(parent)
+    if why:
+        raise RftrtError(f"cannot write the {what} {path}: {why} in {parent}")
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> None:
+    """Refuse, before any work, a folder that could not be made: its nearest existing ancestor must
+    be a folder that takes new entries (the folder itself, if it exists)."""
+    path = Path(path).absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RftrtError(f"cannot write the {what} {path}: {probe} is not a folder")
+    why = _probe(probe)
+    if why:
+        raise RftrtError(f"cannot write the {what} {path}: {why} in {probe}")

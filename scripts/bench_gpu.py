@@ -24,10 +24,10 @@ from pathlib import Path
 from rftrt.errors import RftrtError
 from rftrt.targets.hardware import hardware_key_for_device
 from rftrt.tools.bench.backends.registry import backend
+from rftrt.tools.bench.progress import Progress
 from rftrt.tools.bench.report import bench_markdown, plot_throughput
 from rftrt.tools.bench.results import BenchReport
 from rftrt.tools.bench.run import run_benchmark
-from rftrt.tools.bench.schedule import Progress
 from rftrt.tools.tables import render_table
 
 GOAL = 1.35

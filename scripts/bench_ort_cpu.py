@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 from rftrt.errors import RftrtError
+from rftrt.tools.bench.progress import Progress
 from rftrt.tools.bench.report import bench_markdown, plot_throughput
 from rftrt.tools.bench.results import BenchReport, BenchSettings
 from rftrt.tools.bench.run import run_benchmark
-from rftrt.tools.bench.schedule import Progress
 from rftrt.tools.tables import render_table
 
 

@@ -14,15 +14,15 @@ from helpers import cli_error
 from PIL import Image
 
 from rftrt.cli.bench import bench_main
+from rftrt.engines.engine_info import EngineInfo
 from rftrt.errors import RftrtError
+from rftrt.timing import LatencyStats, interleave, percentile, throughput
 from rftrt.tools.bench.backends.registry import BACKENDS, backend, backend_status
-from rftrt.tools.bench.backends.trt import EngineInfo
 from rftrt.tools.bench.paper import find_engines, paper_pairs
+from rftrt.tools.bench.progress import Progress
 from rftrt.tools.bench.report import bench_markdown, format_bench, write_outputs
 from rftrt.tools.bench.results import BenchSettings, Measurement, PairResult
 from rftrt.tools.bench.run import run_benchmark
-from rftrt.tools.bench.schedule import Progress, interleave
-from rftrt.tools.bench.stats import LatencyStats, percentile, throughput
 from rftrt.tools.tables import render_table
 
 RES = 64
@@ -293,3 +293,13 @@ def test_the_worker_imports_no_torch():
     blocked = "import sys; sys.modules['torch'] = None; import rftrt.tools.bench.__main__"
     proc = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_engine_built_with_allow_other_gpu_runs_where_it_was_built(tmp_path):
+    """rf-build --allow-other-gpu on an L40 host builds an Orin bundle's engine for the L40: its sidecar
+    records the machine and GPU it was built on, and those decide, not the bundle's target."""
+    engine = _engine(tmp_path, target="orin", gpu={"name": "NVIDIA L40", "compute_capability": "8.9"}, machine="x86_64")
+    info = EngineInfo.from_file(engine)
+    info.check_machine("x86_64", "8.9")  # where it was built: accepted
+    with pytest.raises(RftrtError, match="built on NVIDIA L40 in a x86_64 machine; this machine is aarch64"):
+        info.check_machine("aarch64", "8.7")  # the bundle's own target: refused

@@ -8,15 +8,24 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from helpers import copy_bundle, exported_bundle, one_line_error, process_error, run_cli, spec_for, tensorrt_importable
 
-from rftrt.engines.build_decisions import check_network_io, match_fp32_layers, parse_layer_information, read_calibration_cache
-from rftrt.engines.build_plan import check_tensorrt_version, dialect_path, plan_build, rf_export_command
-from rftrt.engines.build_spec import BuildSpec
-from rftrt.engines.build_steps import API_USED, PATH_STEPS
+from rftrt.engines.build_decisions import (
+    cache_for_tensorrt,
+    check_layer_precisions,
+    check_network_io,
+    installed_version_tag,
+    match_fp32_layers,
+    parse_layer_information,
+    read_calibration_cache,
+)
+from rftrt.engines.build_plan import check_tensorrt_version, dialect_path, int8_route, plan_build, rf_export_command
+from rftrt.engines.build_spec import BuildSpec, Int8Source
+from rftrt.engines.build_steps import API_USED, PATH_STEPS, BuildState, _build, _inspect, _use_calibration_cache
 from rftrt.engines.bundle import BUILD_OUTPUTS, load_bundle_spec
 from rftrt.engines.sidecar import sidecar_path, sidecar_record
 from rftrt.engines.tensorrt_api import missing_api
@@ -267,6 +276,242 @@ def test_sidecar_record_is_data_and_names_everything():
     assert data["build"]["fp32_pins"]["layers_pinned"] == 45 and data["dla"] == {"core": None}
     assert data["layers"][1]["precision"] == "fp32"
     assert sidecar_path(Path("out/rf_b0.engine")).as_posix() == "out/rf_b0.engine.json"
+
+
+# --- INT8: which route, and the cache as the calibrator serves it -----------------------------
+
+
+@pytest.mark.parametrize(
+    "version,dialect,dla,route",
+    [
+        ("8.6", "weak", None, "cache"),
+        ("8.6.12", "weak", 0, "cache"),
+        ("10.10", "weak", None, "qdq"),  # the calibrator is deprecated since 10.1: GPU INT8 takes Q/DQ
+        ("10.3.0.30", "weak", 1, "cache"),  # DLA still needs the calibrator
+        ("10.13", "strong", None, "qdq"),
+        ("11.4", "strong", 0, "qdq"),
+    ],
+)
+def test_int8_route_per_release_and_device(version, dialect, dla, route):
+    assert int8_route(version, dialect, dla) == route
+
+
+def test_a_qdq_route_spec_builds_int8_without_a_calibrator():
+    spec = spec_for(load_target("jetson-orin"), "int8", onnx="rf_b1.qdq.onnx", int8=Int8Source("qdq", "rf_b1.qdq.onnx"))
+    plan = plan_build(spec)
+    assert plan.builder_flags[:2] == ("INT8", "FP16") and plan.calibration_cache is None
+    cached = spec_for(load_target("orin"), "int8", calibration_cache="calibration.cache", int8=Int8Source("cache", "calibration.cache"))
+    assert plan_build(cached).calibration_cache == "calibration.cache"
+
+
+def test_build_json_keeps_the_int8_source_and_the_typed_islands_and_reads_old_files():
+    spec = spec_for(load_target("l40"), "int8", onnx="rf_b1.int8.onnx", int8=Int8Source("qdq", "rf_b1.int8.onnx"), fp32_islands=("/a/Div",))
+    again = BuildSpec.from_json(spec.to_json())
+    assert again == spec and again.int8 == Int8Source("qdq", "rf_b1.int8.onnx") and again.fp32_islands == ("/a/Div",)
+    old = json.loads(spec_for(load_target("orin")).to_json())
+    del old["int8"], old["fp32_islands"]
+    read = BuildSpec.from_json(json.dumps(old))
+    assert read.int8 is None and read.fp32_islands is None
+
+
+CACHE = b"TRT-8600-EntropyCalibration2\nimages: 3c010204\n/stem/Conv_output_0: 3d8f5c29\n"
+
+
+@pytest.mark.parametrize(
+    "installed,header",
+    [("8.6.12.1", b"TRT-8612-EntropyCalibration2"), ("8.6.1.6", b"TRT-8601-EntropyCalibration2"), ("10.3.0.30", b"TRT-100300-EntropyCalibration2")],
+)
+def test_the_calibrator_serves_the_cache_with_the_installed_version(installed, header):
+    served = cache_for_tensorrt(CACHE, installed)
+    assert served.split(b"\n", 1) == [header, CACHE.split(b"\n", 1)[1]]  # the scales are untouched
+    assert installed_version_tag(installed) == int(header.split(b"-")[1])
+
+
+class _FakeCalibratorBase:
+    """Stands in for tensorrt.IInt8EntropyCalibrator2: the steps subclass it and call its __init__."""
+
+    def __init__(self) -> None:
+        pass
+
+
+def _cache_state(tmp_path: Path, installed: str, lines: list[str]) -> BuildState:
+    (tmp_path / "calibration.cache").write_bytes(CACHE)
+    spec = spec_for(load_target("orin"), "int8", calibration_cache="calibration.cache", int8=Int8Source("cache", "calibration.cache"))
+    state = BuildState(
+        trt=SimpleNamespace(IInt8EntropyCalibrator2=_FakeCalibratorBase), spec=spec, plan=plan_build(spec, installed),
+        onnx_path=tmp_path / "rf_b1.onnx", timing_cache_path=None, calibration_cache_path=tmp_path / "calibration.cache",
+        log=lines.append,
+    )  # fmt: skip
+    state.config = SimpleNamespace(int8_calibrator=None)
+    return state
+
+
+def test_the_cache_calibrator_serves_the_installed_header_and_leaves_the_file(tmp_path):
+    lines: list[str] = []
+    state = _cache_state(tmp_path, "8.6.12.1", lines)
+    _use_calibration_cache(state)
+    calibrator = state.config.int8_calibrator
+    assert calibrator.get_batch_size() == 1
+    assert calibrator.read_calibration_cache().startswith(b"TRT-8612-EntropyCalibration2\nimages: 3c010204\n")
+    assert (tmp_path / "calibration.cache").read_bytes() == CACHE
+    assert state.record["int8"] == "calibration cache calibration.cache (TRT-8600-EntropyCalibration2, served as TRT-8612-EntropyCalibration2)"
+    assert lines == [] and state.calibration_rejected is None
+
+
+def test_tensorrt_asking_the_cache_calibrator_for_images_fails_the_build(tmp_path):
+    lines: list[str] = []
+    state = _cache_state(tmp_path, "8.6.12.1", lines)
+    _use_calibration_cache(state)
+    calibrator = state.config.int8_calibrator
+    assert calibrator.get_batch(["images"]) is None and calibrator.get_batch(["images"]) is None
+    assert len(lines) == 1 and lines[0].startswith("error: TensorRT asked the calibrator for images")
+    state.builder = SimpleNamespace(build_serialized_network=lambda network, config: None)
+    state.logger = SimpleNamespace(errors=["[calibrator.cpp] Calibration failure occurred with no scaling factors detected"])
+    message = one_line_error(_build, state)
+    assert message.startswith("TensorRT asked the calibrator for images: it rejected calibration.cache (header TRT-8600-EntropyCalibration2")
+    assert "served as TRT-8612-EntropyCalibration2" in message and "want TRT-8612-EntropyCalibration2" in message
+    assert "rf-calib --trt-version 8.6.12" in message
+
+
+# --- did the engine keep the precision plan? ----------------------------------------------------
+
+NETWORK_LAYERS = [
+    ("/stem/conv/Conv", "CONVOLUTION"),
+    ("/stem/act/HardSwish", "ACTIVATION"),
+    ("/stem/act/HardSwish_1", "ELEMENTWISE"),
+    ("/s2/core/sum_k", "REDUCE"),
+    ("/s2/core/div", "ELEMENTWISE"),
+    ("/s2/core/Reshape", "SHUFFLE"),
+    ("/head/fc/Gemm", "MATRIX_MULTIPLY"),
+]
+PINS = ("/s2/core/sum_k", "/s2/core/div")
+FP32, FP16, INT8 = "Row major linear FP32", "Channel major FP16 format where channel % 8 == 0", "Int8 NC/32HW32"
+
+
+def _engine_layers(conv: str = FP16, div: str = FP32, gemm: str = FP32, extra: tuple = ()) -> list[dict]:
+    def layer(name: str, kind: str, inputs: str, outputs: str) -> dict:
+        return {"Name": name, "LayerType": kind, "Inputs": [{"Format/Datatype": inputs}], "Outputs": [{"Format/Datatype": outputs}]}
+
+    layers = [
+        layer("/stem/conv/Conv + PWN(/stem/act/HardSwish, /stem/act/HardSwish_1)", "CaskConvolution", FP32, conv),
+        layer("Reformatting CopyNode for Input Tensor 0 to /s2/core/sum_k", "Reformat", FP16, FP32),
+        layer("/s2/core/sum_k", "Reduce", FP32, FP32),
+        layer("/s2/core/div", "PointWiseV2", FP32, div),
+        layer("/s2/core/Reshape", "Shuffle", FP32, FP32),
+        layer("{ForeignNode[/s3/MatMul.../s3/Add]}", "Myelin", FP16, FP32),
+        layer("/head/fc/Gemm", "CaskGemmMatrixMultiply", gemm, gemm),
+        *extra,
+    ]
+    return parse_layer_information(json.dumps({"Layers": layers}))
+
+
+def _weak(precision: str = "fp16") -> BuildSpec:
+    return spec_for(load_target("jetson-orin"), precision, fp32_layers=PINS)
+
+
+def _strong(precision: str = "fp16", islands: tuple[str, ...] | None = PINS) -> BuildSpec:
+    return spec_for(load_target("l40"), precision, fp32_islands=islands)
+
+
+def test_an_engine_that_keeps_the_plan_passes_and_says_what_was_judged():
+    check = check_layer_precisions(_weak(), NETWORK_LAYERS, _engine_layers(gemm=FP16))
+    assert check.checked and check.failure is None
+    # the fused Conv, both pins and the Gemm; not the reformat or the Myelin region (no names), not the Shuffle
+    assert (check.judged, check.unmapped, check.reduced) == (4, 2, 2)
+    assert json.loads(json.dumps(check.as_dict()))["note"].startswith("4 engine layers judged")
+
+
+def test_a_pinned_layer_in_fp16_fails_and_is_named():
+    for spec in (_weak(), _strong()):
+        check = check_layer_precisions(spec, NETWORK_LAYERS, _engine_layers(div="Half"))
+        assert check.pinned_as_fp16 == ("/s2/core/div",)
+        assert check.failure.startswith("1 layers pinned to FP32 run in FP16: /s2/core/div")
+
+
+def test_strongly_typed_fp16_layers_in_fp32_fail():
+    check = check_layer_precisions(_strong(), NETWORK_LAYERS, _engine_layers())
+    assert check.fp16_as_fp32 == ("/head/fc/Gemm",)
+    assert check.failure == "1 layers the typed ONNX has in FP16 run in FP32: /head/fc/Gemm"
+
+
+def test_the_silent_fp32_engine_fails_in_both_dialects():
+    """An engine that ran everything in FP32 (a typed ONNX that is FP32, an FP16 flag without effect)."""
+    for spec in (_weak(), _strong()):
+        check = check_layer_precisions(spec, NETWORK_LAYERS, _engine_layers(conv=FP32))
+        assert check.fp16_as_fp32 == ("/stem/conv/Conv + PWN(/stem/act/HardSwish, /stem/act/HardSwish_1)", "/head/fc/Gemm")
+        assert "2 layers" in check.failure and "run in FP32: /stem/conv/Conv + PWN(" in check.failure
+
+
+def test_weakly_typed_single_fp32_layers_are_tensorrt_s_choice():
+    # The FP16 flag permits FP16; TensorRT keeps FP32 where that is faster or no FP16 kernel exists.
+    check = check_layer_precisions(_weak(), NETWORK_LAYERS, _engine_layers())
+    assert check.failure is None and check.fp16_as_fp32 == ("/head/fc/Gemm",) and check.reduced == 1
+    assert "TensorRT kept 1 layers the FP16 flag allows in FP32" in check.note
+
+
+def test_int8_layers_are_fine_in_int8_builds():
+    layers = _engine_layers(conv=INT8, gemm=INT8)
+    for spec in (_weak("int8"), _strong("int8")):
+        check = check_layer_precisions(spec, NETWORK_LAYERS, layers)
+        assert check.failure is None and check.reduced == 2
+
+
+def test_fused_pinned_and_unpinned_nodes_are_not_judged():
+    fused = {"Name": "/s2/core/div + /head/fc/Gemm", "LayerType": "PointWiseV2", "Inputs": [{"Format/Datatype": FP32}],
+             "Outputs": [{"Format/Datatype": FP32}]}  # fmt: skip
+    check = check_layer_precisions(_strong(), NETWORK_LAYERS, _engine_layers(gemm=FP16, extra=(fused,)))
+    assert check.failure is None and check.judged == 4
+
+
+@pytest.mark.parametrize(
+    "spec,layers,why",
+    [
+        (_weak("fp32"), _engine_layers(), "FP32 build"),
+        (_strong(islands=None), _engine_layers(), "does not list the typed ONNX's FP32 islands"),
+        (_weak(), parse_layer_information(json.dumps({"Layers": ["/stem/conv/Conv", "/head/fc/Gemm"]})), "no per-layer datatypes"),
+        (_weak(), [], "gave no layer information"),
+    ],
+)
+def test_without_layer_information_the_check_says_so_instead_of_failing(spec, layers, why):
+    check = check_layer_precisions(spec, NETWORK_LAYERS, layers)
+    assert not check.checked and check.failure is None and why in check.note
+
+
+def _inspected_state(spec: BuildSpec, engine_json: str) -> BuildState:
+    inspector = SimpleNamespace(get_engine_information=lambda fmt: engine_json)
+    engine = SimpleNamespace(num_layers=7, create_engine_inspector=lambda: inspector)
+    trt = SimpleNamespace(Runtime=lambda logger: SimpleNamespace(deserialize_cuda_engine=lambda data: engine),
+                          LayerInformationFormat=SimpleNamespace(JSON="JSON"))  # fmt: skip
+    state = BuildState(trt=trt, spec=spec, plan=plan_build(spec), onnx_path=Path("m.onnx"), timing_cache_path=None,
+                       calibration_cache_path=None, log=lambda _: None)  # fmt: skip
+    state.serialized, state.network_layers = b"ftrt", list(NETWORK_LAYERS)
+    return state
+
+
+def _inspector_json(conv: str = FP16, gemm: str = FP32) -> str:
+    return json.dumps({"Layers": [
+        {"Name": "/stem/conv/Conv", "LayerType": "CaskConvolution", "Inputs": [{"Format/Datatype": FP32}], "Outputs": [{"Format/Datatype": conv}]},
+        {"Name": "/head/fc/Gemm", "LayerType": "CaskGemmMatrixMultiply", "Inputs": [{"Format/Datatype": gemm}], "Outputs": [{"Format/Datatype": gemm}]},
+    ]})  # fmt: skip
+
+
+def test_the_build_checks_the_engine_it_inspected():
+    state = _inspected_state(_strong(), _inspector_json())
+    message = one_line_error(_inspect, state)
+    assert message.startswith("the engine does not keep the precision plan: 1 layers the typed ONNX has in FP16 run in FP32: /head/fc/Gemm")
+    assert state.record["precision_check"]["fp16_as_fp32"] == ("/head/fc/Gemm",)
+    fine = _inspected_state(_strong(), _inspector_json(gemm=FP16))
+    _inspect(fine)
+    assert fine.record["precision_check"]["checked"] and fine.record["precision_check"]["failure"] is None
+
+
+def test_the_sidecar_records_the_precision_check_or_that_it_did_not_run():
+    spec = load_bundle_spec(exported_bundle("orin"))
+    common = dict(tensorrt_version="8.6.2.3", gpu={}, onnx_sha256="ab" * 32, engine=b"ftrt", engine_name="rf_b0.engine")
+    check = check_layer_precisions(_weak(), NETWORK_LAYERS, [])
+    record = sidecar_record(spec, plan_build(spec), record={"precision_check": check.as_dict()}, **common)
+    assert record["precision_check"]["checked"] is False and "no layer information" in record["precision_check"]["note"]
+    assert sidecar_record(spec, plan_build(spec), record={}, **common)["precision_check"] == {"checked": False, "note": "not run"}
 
 
 # --- the bundle check -----------------------------------------------------------------------

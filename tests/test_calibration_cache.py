@@ -121,3 +121,15 @@ def test_cache_names_must_exist_in_the_onnx(digits_onnx):
         ranges_from_cache(stale.text(), digits_onnx, "stale.cache")
     amax, internal = ranges_from_cache(good.text(), digits_onnx)
     assert amax == {"images": pytest.approx(0.02 * 127, rel=1e-6)} and len(internal) == 1
+
+
+def test_the_header_carries_the_version_the_target_was_resolved_with(digits_onnx):
+    from rftrt.precision.int8 import calibrate
+    from rftrt.targets.profiles import load_target
+
+    images = np.random.default_rng(0).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    for version, header in (("8.6.12", "TRT-8612-EntropyCalibration2"), (None, "TRT-8600-EntropyCalibration2")):
+        result = calibrate(digits_onnx, images, target=load_target("orin", version), method="minmax", formats=("cache",),
+                           progress=False, log=lambda _: None)  # fmt: skip
+        assert result.cache_text.splitlines()[0] == header
+        assert result.trt_version == (version or "8.6")

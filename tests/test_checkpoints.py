@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,3 +134,20 @@ def test_checkpoint_of_something_else(tmp_path):
     torch.save({"epoch": 3}, path)
     with pytest.raises(RftrtError, match="no state dict of tensors"):
         create("rf_b1", weights=path)
+
+
+def test_an_unreadable_checkpoint_says_why_in_a_whole_sentence(tmp_path):
+    """Random bytes and a cut-off download each get their own reason, not a fragment of torch's."""
+    good = tmp_path / "good.pt"
+    torch.save({"head.op_list.0.conv.weight": torch.zeros(4, 4)}, good)
+    cases = {
+        "random.pt": (bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8)), "neither a zip archive (torch.save) nor a pickle"),
+        "cut.pt": (good.read_bytes()[: good.stat().st_size // 2], "truncated or damaged, download it again"),
+        "empty.pt": (b"", "the file is empty"),
+    }
+    for name, (content, reason) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RftrtError) as err:
+            create("rf_b1", weights=tmp_path / name)
+        message = str(err.value)
+        assert reason in message and message.endswith("expected a state dict saved with torch.save"), message

@@ -214,3 +214,21 @@ def test_find_images_errors(tmp_path):
         find_images(tmp_path / "nowhere")
     with pytest.raises(RftrtError, match="notes.txt: not a directory"):
         find_images(tmp_path / "notes.txt")
+
+
+def test_a_folder_of_which_nothing_decodes_is_refused_at_once_and_counts_are_what_it_holds(tmp_path):
+    from rftrt.data.images import Preprocess
+    from rftrt.data.sources import ImageSource
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(3):
+        (broken / f"{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(RftrtError, match="no readable images: all 3 image files were skipped"):
+        ImageSource.from_folder(broken, Preprocess.for_resolution(64), 512)  # before any calibration work
+    good = tmp_path / "good"
+    good.mkdir()
+    for photo in sample_image_paths()[:5]:
+        (good / photo.name).write_bytes(photo.read_bytes())
+    source = ImageSource.from_folder(good, Preprocess.for_resolution(64), 512)
+    assert source.expected == 5 and source.requested == 512  # the progress bar's total: what the folder has

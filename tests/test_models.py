@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rftrt.errors import RftrtError
-from rftrt.models import EPS_FP16, LiteMLA, ReduceAttention, count_complexity, create, list_models, model_info
+from rftrt.models import EPS_FP16, PUBLISHED_RESOLUTIONS, LiteMLA, ReduceAttention, count_complexity, create, list_models, model_info
 
 # model_spec §2.1 (EfficientViT, official and timm agree to the parameter) and the issue's targets
 # for ReduceFormer (grouped 1×1 of the aggregation removed).
@@ -199,3 +199,13 @@ def test_attention_core_runs_in_fp32(monkeypatch, mode):
 def test_fp16_eps_is_representable_and_fp32_eps_is_not():
     assert torch.tensor(EPS_FP16, dtype=torch.float16).item() > 0
     assert torch.tensor(ReduceAttention(16, 4).eps, dtype=torch.float16).item() == 0
+
+
+def test_the_recorded_counts_are_the_models_counts():
+    """rf-export --list-models reads rftrt/models/counts.toml; every figure in it is recounted here."""
+    from rftrt.models.counts import count_model, recorded_counts
+
+    recorded = recorded_counts()
+    assert sorted(recorded) == list_models()
+    for name in list_models():
+        assert count_model(name, PUBLISHED_RESOLUTIONS) == recorded[name], name

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from rftrt.cli.export import export_main
-from rftrt.engines.build_spec import BuildSpec
+from rftrt.engines.build_spec import BuildSpec, Int8Source
 from rftrt.engines.bundle import verify_bundle
 from rftrt.errors import RftrtError
 from rftrt.export.onnxrt import run_onnx
 from rftrt.models import create, list_models
 from rftrt.pipeline import ExportOptions, run_export
+from rftrt.targets.tensorrt import version_tag
 
 RES = 64
 
@@ -44,7 +45,7 @@ def test_fp16_bundle_for_each_target_and_dialect(tmp_path, target, trt, dialect)
 
     names = sorted(p.name for p in out.iterdir())
     onnx_name = "rf_b0.fp16.onnx" if dialect == "strong" else "rf_b0.onnx"
-    assert names == sorted([onnx_name, "build.json", "build.sh", "golden.npz", "README.md", "precision_plan.json", "manifest.json"])
+    assert names == sorted([onnx_name, "build.json", "build.sh", "golden.npz", "README.md", "precision_plan.json", "rftrt-device.pyz", "manifest.json"])
     verify_bundle(out)
     assert os.access(out / "build.sh", os.X_OK)
 
@@ -222,3 +223,40 @@ def test_calib_dir_needs_int8_and_images(tmp_path):
     with pytest.raises(RftrtError, match="no image files"):
         _export(tmp_path, precision="int8", calib_dir=str(empty))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+@pytest.mark.parametrize(
+    "trt, dla, route",
+    [("10.10", None, "qdq"), ("8.6.12", None, "cache"), ("10.10", 0, "cache")],
+    ids=["10.x-gpu-qdq", "8.6.12-gpu-cache", "10.x-dla-cache"],
+)
+def test_int8_bundle_per_route(tmp_path, trt, dla, route):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for photo in sorted((Path(__file__).parents[1] / "rftrt" / "data" / "images").glob("*.jpg"))[:6]:
+        (calib / photo.name).write_bytes(photo.read_bytes())
+    result, _ = _export(tmp_path, target="orin", trt_version=trt, dla_core=dla, precision="int8", calib_dir=str(calib), calib_images=6)
+    out = result.out_dir
+    verify_bundle(out)
+    spec = BuildSpec.from_json((out / "build.json").read_text())
+    assert spec.tensorrt_version == trt  # the version as given, patch included
+    script, readme = (out / "build.sh").read_text(), (out / "README.md").read_text()
+    fp32 = onnx.load(out / "rf_b0.onnx")
+    assert not any(n.op_type == "QuantizeLinear" for n in fp32.graph.node)  # the FP32 ONNX the cache's names come from
+    header = (out / "calibration.cache").read_text().splitlines()[0]
+    assert header == f"TRT-{version_tag(trt)}-EntropyCalibration2"
+    if route == "qdq":
+        assert spec.onnx == "rf_b0.qdq.onnx" and spec.calibration_cache is None
+        assert spec.int8 == Int8Source("qdq", "rf_b0.qdq.onnx")
+        assert any(n.op_type == "QuantizeLinear" for n in onnx.load(out / spec.onnx).graph.node)
+        assert "--onnx=rf_b0.qdq.onnx" in script and "--int8 --fp16 --precisionConstraints=obey" in script and "--calib" not in script
+        assert "| `calibration.cache` | TensorRT INT8 calibration cache: not used by this build" in readme
+        assert "The Q/DQ ONNX (`rf_b0.qdq.onnx`, explicit quantization, no calibration cache) is built with `--int8 --fp16`" in readme
+    else:
+        assert spec.onnx == "rf_b0.onnx" and spec.calibration_cache == "calibration.cache"
+        assert spec.int8 == Int8Source("cache", "calibration.cache")
+        assert "--onnx=rf_b0.onnx" in script and "--calib=calibration.cache" in script
+        assert "| `calibration.cache` | TensorRT INT8 calibration cache: this build's INT8 scales" in readme
+        assert "| `rf_b0.qdq.onnx` | the same network with explicit Q/DQ nodes: not used by this build" in readme
+        assert "TensorRT 10.x explicit quantization" not in readme
+        assert f"header `{header.rsplit('-', 1)[0]}`" in readme

@@ -65,6 +65,17 @@ def test_a_full_version_picks_its_release():
     assert load_target("jetson-orin", "11.4.1").release.version == "11.4"
 
 
+def test_the_version_asked_for_is_kept_and_the_release_matched_on_major_minor():
+    drive = load_target("orin", "8.6.12")
+    assert (drive.tensorrt_version, drive.release.version) == ("8.6.12", "8.6")
+    assert load_target("orin").tensorrt_version == "8.6" and load_target("l40", "10.13").tensorrt_version == "10.13"
+    assert load_target("orin", "8.6.12", dla_core=0).tensorrt_version == "8.6.12"
+    assert "8.6.12 (DRIVE OS 6.0.x)" in format_target(drive)
+    # a version no build.json or cache header could carry is refused when the target is resolved
+    assert "MAJOR.MINOR[.PATCH]" in one_line_error(load_target, "jetson-orin", "10.3.0.30")
+    assert "not numeric" in one_line_error(load_target, "orin", "8.6.x")
+
+
 def test_version_tags_as_trtexec_prints_them():
     assert version_tag("8.6") == 8600
     assert version_tag("8.6.12") == 8612

@@ -10,7 +10,7 @@ import pytest
 from helpers import one_line_error
 from helpers import spec_for as shared_spec_for
 
-from rftrt.engines.build_spec import BuildSpec
+from rftrt.engines.build_spec import BuildSpec, Int8Source
 from rftrt.engines.bundle import write_bundle
 from rftrt.engines.trtexec import build_script, trtexec_bench_command, trtexec_build_command
 from rftrt.targets.batch import BatchProfile
@@ -340,3 +340,36 @@ def test_emitted_flags_exist_in_that_trtexec(name, version):
             spec = spec_for(target, precision, fp32_layers=FP32_LAYERS, calibration_cache=calib)
             for argv in (trtexec_build_command(spec), trtexec_bench_command(spec)):
                 assert _flags(argv) <= known, f"TensorRT {version}: {sorted(_flags(argv) - known)}"
+
+
+# --- weakly typed specs on TensorRT 11, and build.json's INT8 source ----------------------------
+
+
+@pytest.mark.parametrize("precision,calib", [("fp32", None), ("fp16", None), ("int8", "calib.cache"), ("int8", None)])
+def test_a_weakly_typed_spec_for_11_is_refused_as_the_builder_refuses_it(precision, calib):
+    spec = spec_for(load_target("l40"), precision, dialect="weak", fp32_layers=FP32_LAYERS, calibration_cache=calib)
+    message = one_line_error(trtexec_build_command, spec)
+    assert message.startswith("TensorRT 11.4 builds strongly typed networks only")
+    assert "rf-export --trt-version 11.4" in message
+    assert "strongly typed networks only" in one_line_error(trtexec_bench_command, spec)
+
+
+def test_the_qdq_route_builds_the_qdq_onnx_with_int8_fp16_and_pins_and_no_calib():
+    spec = spec_for(load_target("orin", "10.10"), "int8", onnx="model.qdq.onnx", fp32_layers=FP32_LAYERS, int8=Int8Source("qdq", "model.qdq.onnx"))
+    argv = trtexec_build_command(spec)
+    assert "--onnx=model.qdq.onnx" in argv
+    assert argv[argv.index("--int8") :][:3] == ["--int8", "--fp16", "--precisionConstraints=obey"]
+    assert not any(a.startswith("--calib") for a in argv) and "--layerPrecisions" in _flags(argv)
+
+
+def test_an_int8_source_that_does_not_match_the_spec_is_refused():
+    orin = load_target("orin")
+    cases = [
+        (spec_for(orin, "fp16", int8=Int8Source("cache", "calib.cache")), "for a fp16 build"),
+        (spec_for(orin, "int8", calibration_cache="calib.cache", int8=Int8Source("table", "calib.cache")), "not one of cache, qdq"),
+        (spec_for(orin, "int8", calibration_cache="other.cache", int8=Int8Source("cache", "calib.cache")), "calibration_cache is 'other.cache'"),
+        (spec_for(orin, "int8", calibration_cache="calib.cache", int8=Int8Source("qdq", "model.onnx")), "with the calibration cache calib.cache"),
+        (spec_for(orin, "int8", int8=Int8Source("qdq", "model.qdq.onnx")), "but it builds model.onnx"),
+    ]
+    for spec, words in cases:
+        assert words in one_line_error(trtexec_build_command, spec), words

@@ -1,17 +1,26 @@
 """Command-line entry points, one module per command, each a thin layer over the library API.
 
-Errors that are the user's to fix are :class:`~rftrt.errors.RftrtError`: one line on stderr and exit
-code 2, with the traceback only under ``--verbose``.
+One convention for every command:
+
+- errors that are the user's to fix are :class:`~rftrt.errors.RftrtError`: one line on stderr and exit
+  code 2; ``--verbose`` adds the traceback above that line, and the exit code stays 2;
+- warnings go to stderr (``warning: …``), results to stdout;
+- output piped into a command that stops reading (``rf-export … | head``) does not abort the work:
+  the rest of the output is dropped, the command finishes, and its exit code is its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import RftrtError
+
+__all__ = ["run", "parser", "warn", "log"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,18 +30,68 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _ClosedPipeSafe:
+    """stdout that stops writing, silently, once its reader has gone (BrokenPipeError)."""
+
+    def __init__(self, stream) -> None:
+        self._stream, self.closed_reader = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_reader:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_reader:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_reader = True
+        # Python flushes stdout again at exit; point the file descriptor at /dev/null so that flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def warn(message: str) -> None:
+    """A warning, on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def log(line: str) -> None:
+    """A line of a command's progress: on stdout, or on stderr when it is a warning (the library's
+    ``log`` callbacks are given this)."""
+    print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+
+
 def run(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    if not isinstance(stdout, _ClosedPipeSafe) and hasattr(stdout, "fileno"):
+        sys.stdout = _ClosedPipeSafe(stdout)
     try:
         return body(args)
     except RftrtError as exc:
         if getattr(args, "verbose", False):
-            raise
+            traceback.print_exc()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if isinstance(sys.stdout, _ClosedPipeSafe):
+            sys.stdout.flush()
+            sys.stdout = stdout
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:

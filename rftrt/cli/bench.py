@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import parser, run
-from .args import add_json_option, batch_sizes
+from .args import add_json_option, batch_sizes, output_dir, output_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..tools.bench.request import BenchRequest
@@ -53,9 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     method.add_argument("--rotate", type=int, metavar="N", help="distinct input batches cycled through")
     out = cli.add_argument_group("output")
     add_json_option(out, "the results")
-    out.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
-    out.add_argument("--plot", metavar="FILE", help="write a PNG plot of throughput against batch size")
-    out.add_argument("--out", metavar="DIR", help="write bench.json, bench.md and bench.png into DIR")
+    out.add_argument("--markdown", metavar="FILE", type=output_file("Markdown report"), help="write a Markdown report")
+    out.add_argument("--plot", metavar="FILE", type=output_file("plot"), help="write a PNG plot of throughput against batch size")
+    out.add_argument("--out", metavar="DIR", type=output_dir("output folder"), help="write bench.json, bench.md and bench.png into DIR")
     out.add_argument("--quiet", action="store_true", help="no progress display")
     info = cli.add_argument_group("information")
     info.add_argument("--list-backends", action="store_true", help="print every backend, whether it is available here and why")
@@ -97,8 +97,8 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
 
     def body(args: argparse.Namespace) -> int:
         from ..tools.bench.backends.registry import backend_status
+        from ..tools.bench.progress import Progress
         from ..tools.bench.report import format_backend_status, format_bench, write_outputs
-        from ..tools.bench.schedule import Progress
 
         if args.list_backends:
             print(format_backend_status(backend_status()))

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import RftrtError
-from . import parser, run
-from .args import add_json_option, add_target_options
+from . import log, parser, run
+from .args import add_json_option, add_target_options, output_dir
 
 _FORMATS = {"cache": ("cache",), "qdq": ("qdq",), "both": ("cache", "qdq")}
 
@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     out = cli.add_argument_group("output")
     out.add_argument("--format", choices=sorted(_FORMATS), help="what to write (default: what the target's TensorRT takes: weakly typed both, strongly typed qdq)")
     out.add_argument("--cache-algorithm", default=None, metavar="NAME", help="calibrator named in the cache header (default EntropyCalibration2, what trtexec --calib and DLA read)")
-    out.add_argument("--out", metavar="DIR", help="output folder (default: <ONNX folder>/<ONNX name>.int8)")
+    out.add_argument("--out", metavar="DIR", type=output_dir("output folder"), help="output folder (default: <ONNX folder>/<ONNX name>.int8)")
     out.add_argument("--force", action="store_true", help="recalibrate even if DIR holds a calibration of another model or data")
     add_json_option(out)
     return cli
@@ -135,7 +135,7 @@ def _calibrate(args: argparse.Namespace, model, target, formats, onnx_path: Path
         model, source, target=target, method=args.calib_method, batch=args.calib_batch, percentile=args.percentile,
         trt_version=args.trt_version or target.release.version, algorithm=args.cache_algorithm or DEFAULT_ALGORITHM,
         formats=formats, store=store, force=args.force,
-        log=lambda line: print(line, file=sys.stderr if line.startswith("warning") else sys.stdout),
+        log=log,
     )  # fmt: skip
     files = write_renderings(out_dir, onnx_path.stem, cache_text=result.cache_text, qdq_model=result.qdq_model, typed_model=result.typed_model)
     for line in result.report_lines(onnx_path.name):
@@ -159,6 +159,7 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
 
     def body(args: argparse.Namespace) -> int:
         from ..export.onnx_export import load_onnx
+        from ..files import check_output_dir
         from ..precision.int8 import check_fp32_model, model_resolution
 
         target, formats = _check_arguments(args)
@@ -171,6 +172,7 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
         out_dir = Path(args.out) if args.out else onnx_path.parent / f"{onnx_path.stem}.int8"
         if out_dir.exists() and not out_dir.is_dir():
             raise RftrtError(f"{out_dir} exists and is not a folder; choose another --out")
+        check_output_dir(out_dir, "output folder")
         if args.from_cache:
             return _from_cache(args, model, target, onnx_path, out_dir)
         return _calibrate(args, model, target, formats, onnx_path, out_dir)

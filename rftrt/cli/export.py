@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import RftrtError
-from . import parser, run
-from .args import add_json_option, add_target_options
+from . import log, parser, run, warn
+from .args import add_json_option, add_target_options, output_dir
 
 
 def _information(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     calib.add_argument("--calib-batch", type=int, default=8, metavar="B", help="batch size while collecting ranges")
     calib.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), help="range method (default percentile)")
     out = cli.add_argument_group("output")
-    out.add_argument("--out", metavar="DIR", help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
+    out.add_argument("--out", metavar="DIR", type=output_dir("bundle folder"), help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
     out.add_argument("--force", action="store_true", help="replace an existing output directory")
     add_json_option(out)
     info = cli.add_argument_group("information")
@@ -97,7 +97,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             raise RftrtError("--model is required (e.g. --model rf_b1); see --list-models")
         from ..pipeline import run_export, write_report
 
-        result = run_export(_options(args))
+        result = run_export(_options(args), log=log)
+        for warning in result.warnings:
+            warn(warning)
         if args.json:
             write_report(result, args.json)
         print("next:", *result.next_commands, sep="\n  ")

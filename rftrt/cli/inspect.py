@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import RftrtError
 from . import parser, run
-from .args import add_json_option, batch_sizes
+from .args import add_json_option, batch_sizes, output_file
 
 
 def _csv(text: str) -> list[str]:
@@ -34,7 +34,7 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     how.add_argument("--summary", action="store_true", help="leave out the per-node DLA placement table")
     out = cli.add_argument_group("output")
     add_json_option(out, "everything")
-    out.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    out.add_argument("--markdown", metavar="FILE", type=output_file("Markdown report"), help="write the report as Markdown")
 
     def body(args: argparse.Namespace) -> int:
         import onnx

@@ -136,7 +136,21 @@ class ImageSource:
             listed=len(paths),
         )
         source.data_hash = _listing_hash(directory, paths, preprocess, count)
+        source.check_readable()
         return source
+
+    @property
+    def expected(self) -> int:
+        """How many images the source will give: those asked for, or the folder's, if it has fewer
+        (unreadable files found on the way lower it further)."""
+        return self.requested if self.cycle else min(self.requested, self.listed)
+
+    def check_readable(self) -> None:
+        """Refuse, before any work, a folder of which no image decodes (a good folder costs one image)."""
+        readable = next(self._readable(), None)
+        if readable is None:
+            raise self._nothing_readable()
+        self.used, self.skipped = [], []
 
     @classmethod
     def bundled(cls, preprocess: Preprocess, count: int | None = None) -> ImageSource:
@@ -313,7 +327,7 @@ class ArraySource:
             raise RftrtError("calibration images must be finite floating-point values (preprocessed, not raw pixels)")
         self.array = np.ascontiguousarray(images, dtype=np.float32)
         self.description = description or f"{len(images)} preprocessed images"
-        self.requested = len(images)
+        self.requested = self.expected = len(images)
         self.warnings: list[str] = []
         self.skipped: list[tuple[Path, str]] = []
         self.used = list(range(len(images)))

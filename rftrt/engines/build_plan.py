@@ -9,10 +9,11 @@ path          what it does
 ============  =========================================================================================
 weak-8.6      ``EXPLICIT_BATCH`` network; FP16/INT8 builder flags; the precision plan's FP32 layers
               pinned (``layer.precision``, ``set_output_type``, ``OBEY_PRECISION_CONSTRAINTS``); INT8
-              from a calibration cache (an ``IInt8EntropyCalibrator2`` that only serves the cache) or
-              from Q/DQ nodes; START/FINISH progress lines (8.6 has no ``IProgressMonitor``)
+              from a calibration cache (an ``IInt8EntropyCalibrator2`` that only serves the cache, its
+              header made the installed TensorRT's) or from Q/DQ nodes (:func:`int8_route`);
+              START/FINISH progress lines (8.6 has no ``IProgressMonitor``)
 weak-10       as weak-8.6 without ``EXPLICIT_BATCH`` (the only mode since 10.0), with an
-              ``IProgressMonitor``
+              ``IProgressMonitor``; rf-export's INT8 bundles: the Q/DQ ONNX on the GPU, the cache on DLA
 strong-10     ``STRONGLY_TYPED`` network from the typed ONNX; no precision flags, no pins, no calibrator
 strong-11     TensorRT 11 is strongly typed only: a plain network, no precision flags (11 removed them)
 ============  =========================================================================================
@@ -35,7 +36,7 @@ from .build_spec import BuildSpec
 from .build_steps import PATH_STEPS
 from .trtexec import trtexec_build_command
 
-__all__ = ["DIALECT_WORDS", "dialect_path", "plan_build", "rf_export_command", "check_tensorrt_version"]
+__all__ = ["DIALECT_WORDS", "dialect_path", "int8_route", "plan_build", "rf_export_command", "check_tensorrt_version"]
 
 #: How messages name each bundle dialect.
 DIALECT_WORDS = {"weak": "weakly typed", "strong": "strongly typed"}
@@ -61,6 +62,20 @@ def dialect_path(tensorrt_version: str, dialect: str) -> str:
             )
         return "strong-11"
     raise RftrtError(f"TensorRT {major}.{minor} is not one this builder knows (it supports {supported})")
+
+
+def int8_route(tensorrt_version: str, dialect: str, dla_core: int | None) -> str:
+    """How an INT8 build on ``tensorrt_version`` gets its scales: ``"cache"`` or ``"qdq"``
+    (:data:`~rftrt.engines.build_spec.INT8_ROUTES`; rf-export records it as ``build.json``'s ``int8``).
+
+    Strongly typed builds have no calibrator: Q/DQ. TensorRT 10 deprecated the implicit-quantization
+    calibrator in 10.1, so GPU builds on 10.x take the Q/DQ ONNX; DLA still needs the calibrator, so
+    DLA builds keep the cache, and so does 8.6, whose bundles are calibrated for it.
+    """
+    path = dialect_path(tensorrt_version, dialect)
+    if path.startswith("strong") or (path == "weak-10" and dla_core is None):
+        return "qdq"
+    return "cache"
 
 
 def plan_build(spec: BuildSpec, tensorrt_version: str | None = None) -> BuildPlan:

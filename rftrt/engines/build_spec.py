@@ -13,9 +13,23 @@ from typing import Any
 from ..errors import RftrtError
 from ..targets.batch import BatchProfile
 
-__all__ = ["BuildSpec", "SCHEMA_VERSION"]
+__all__ = ["BuildSpec", "Int8Source", "INT8_ROUTES", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+
+#: How an INT8 build gets its scales: "cache" (implicit quantization: the FP32 ONNX and a calibration
+#: cache served through a calibrator) or "qdq" (explicit quantization: Q/DQ nodes in the ONNX).
+INT8_ROUTES = ("cache", "qdq")
+
+
+@dataclass(frozen=True)
+class Int8Source:
+    """Where an INT8 build's scales come from: the route and the bundle file that carries them."""
+
+    #: one of :data:`INT8_ROUTES`
+    route: str
+    #: the calibration cache ("cache") or the ONNX with Q/DQ nodes ("qdq")
+    file: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,11 @@ class BuildSpec:
     timing_cache: str = "timing.cache"
     calibration_cache: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: INT8 only: which route and which file (None in build.json files written before it was recorded)
+    int8: Int8Source | None = None
+    #: strongly typed only: the compute nodes the typed ONNX keeps in FP32, which the engine's layer
+    #: precisions are checked against (None: not recorded, so not checked)
+    fp32_islands: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"schema": SCHEMA_VERSION, **asdict(self)}
@@ -57,4 +76,8 @@ class BuildSpec:
         data["batch"] = BatchProfile(**data["batch"])
         data["fp32_layers"] = tuple(data["fp32_layers"])
         data["notes"] = tuple(data["notes"])
+        if data.get("int8") is not None:
+            data["int8"] = Int8Source(**data["int8"])
+        if data.get("fp32_islands") is not None:
+            data["fp32_islands"] = tuple(data["fp32_islands"])
         return cls(**data)

@@ -4,7 +4,8 @@ Every path (:mod:`rftrt.engines.build_plan` says which one a bundle takes and wi
 optimisation profile from the bundle's batch (when the ONNX's batch is dynamic), the workspace pool
 limit, the builder optimisation level, a timing cache read from and written back to a file, DLA
 (``default_device_type``, ``DLA_core``, ``GPU_FALLBACK``; static shapes only) and an engine inspector
-dump of each layer's precision.
+dump of each layer's precision, checked against the precision plan
+(:func:`~rftrt.engines.build_decisions.check_layer_precisions`).
 
 The table is the code: :data:`PATH_STEPS` lists the step functions each path runs, in order, and the
 build runs exactly those. Each step declares with :func:`~rftrt.engines.tensorrt_api.uses` the
@@ -31,7 +32,10 @@ from ..errors import RftrtError
 from ..files import write_file_atomic
 from .build_decisions import (
     BuildPlan,
+    cache_for_tensorrt,
+    cache_rejected_message,
     calibration_cache_note,
+    check_layer_precisions,
     check_network_io,
     match_fp32_layers,
     parse_layer_information,
@@ -68,6 +72,10 @@ class BuildState:
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     dynamic_batch: bool = True
+    #: (name, LayerType member name) of each network layer, as parsed
+    network_layers: list = field(default_factory=list)
+    #: set by the calibrator when TensorRT asks it for images: why the build must fail
+    calibration_rejected: str | None = None
     record: dict = field(default_factory=dict)
 
 
@@ -131,6 +139,14 @@ def _read_io(state: BuildState) -> None:
     state.inputs = [(t.name, tuple(int(d) for d in t.shape)) for t in map(network.get_input, range(network.num_inputs))]
     state.outputs = [(t.name, tuple(int(d) for d in t.shape)) for t in map(network.get_output, range(network.num_outputs))]
     state.dynamic_batch = check_network_io(state.inputs, state.outputs, state.spec)
+
+
+@uses("INetworkDefinition.num_layers", "INetworkDefinition.get_layer", "ILayer.name", "ILayer.type")
+def _read_network_layers(state: BuildState) -> None:
+    # The ONNX parser names each layer after its node: the precision check maps engine layers back by these names.
+    network = state.network
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    state.network_layers = [(layer.name, str(layer.type).rsplit(".", 1)[-1]) for layer in layers]
 
 
 @uses(
@@ -242,13 +258,16 @@ def _pin_fp32_layers(state: BuildState) -> None:
     "IBuilderConfig.set_calibration_profile",
 )
 def _use_calibration_cache(state: BuildState) -> None:
-    """INT8 scales from the bundle's calibration cache: a calibrator that serves the cache and no data."""
+    """INT8 scales from the bundle's calibration cache: a calibrator that serves the cache, with the
+    installed TensorRT's version in its header, and no data."""
     if state.calibration_cache_path is None:
         if "INT8" in state.plan.builder_flags:
-            state.record["int8"] = "explicit Q/DQ in the ONNX"
+            state.record["int8"] = f"explicit Q/DQ in {state.onnx_path.name}"
         return
     trt = state.trt
     cache = read_calibration_cache(state.calibration_cache_path)
+    served = cache_for_tensorrt(cache, state.plan.tensorrt_version)
+    rejection = cache_rejected_message(state.calibration_cache_path.name, cache, served, state.plan.tensorrt_version)
 
     class _CacheCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -258,10 +277,17 @@ def _use_calibration_cache(state: BuildState) -> None:
             return 1
 
         def get_batch(self, names: list[str]) -> None:
-            return None  # no data: TensorRT must take every scale from the cache
+            # TensorRT asks for data only when it did not take the cache. An exception raised here
+            # would not reach rf-build (the bindings print it and report "no more batches"; older ones
+            # abort the process), so the calibrator says why once, ends the calibration with no data
+            # (None) and _build fails with that reason.
+            if state.calibration_rejected is None:
+                state.calibration_rejected = rejection
+                state.log(f"error: {rejection}")
+            return None
 
         def read_calibration_cache(self) -> bytes:
-            return cache
+            return served
 
         def write_calibration_cache(self, data: bytes) -> None:
             return None  # the bundle's cache is the source of truth
@@ -271,7 +297,7 @@ def _use_calibration_cache(state: BuildState) -> None:
     state.config.int8_calibrator = calibrator
     if state.profile is not None:
         state.config.set_calibration_profile(state.profile)
-    state.record["int8"] = calibration_cache_note(state.calibration_cache_path, cache)
+    state.record["int8"] = calibration_cache_note(state.calibration_cache_path, cache, served)
 
 
 @uses(
@@ -355,6 +381,8 @@ def _build(state: BuildState) -> None:
     start = time.perf_counter()
     plan = state.builder.build_serialized_network(state.network, state.config)
     seconds = time.perf_counter() - start
+    if state.calibration_rejected is not None:
+        raise RftrtError(state.calibration_rejected)
     if plan is None:
         last = state.logger.errors[-1] if state.logger.errors else "no error message; run with --verbose"
         raise RftrtError(f"TensorRT could not build the engine ({last})")
@@ -405,11 +433,17 @@ def _inspect(state: BuildState) -> None:
             "engine_layers_on_gpu": state.logger.gpu_layers,
             "engine_basis": "TensorRT's [DlaLayer]/[GpuLayer] build log lines (INFO)",
         }
+    check = check_layer_precisions(state.spec, state.network_layers, layers)
+    state.record["precision_check"] = check.as_dict()
+    if check.failure:
+        raise RftrtError(f"the engine does not keep the precision plan: {check.failure}; the engine was not written")
+    state.log(f"precision check: {check.note}")
 
 
 _WEAK = (
     _parse_onnx,
     _read_io,
+    _read_network_layers,
     _create_config,
     _add_profile,
     _load_timing_cache,
@@ -418,7 +452,7 @@ _WEAK = (
     _use_calibration_cache,
     _use_dla,
 )
-_STRONG = (_parse_onnx, _read_io, _create_config, _add_profile, _load_timing_cache, _use_dla)
+_STRONG = (_parse_onnx, _read_io, _read_network_layers, _create_config, _add_profile, _load_timing_cache, _use_dla)
 _FINISH = (_build, _save_timing_cache, _inspect)
 
 #: The steps each dialect path runs, in order: the one table the build follows.

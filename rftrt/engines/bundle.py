@@ -24,7 +24,7 @@ from ..errors import RftrtError
 from ..files import fsync_dir, remove_path, sha256_bytes, sha256_file, write_durable
 from .build_spec import BuildSpec
 
-__all__ = ["BundleFile", "BundleReport", "MANIFEST", "BUILD_OUTPUTS", "write_bundle", "verify_bundle", "load_bundle_spec"]
+__all__ = ["BundleFile", "BundleReport", "MANIFEST", "BUILD_OUTPUTS", "write_bundle", "verify_bundle", "load_bundle_spec", "open_bundle"]
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
@@ -240,12 +240,17 @@ def verify_bundle(bundle_dir: Path, *, ignore: Collection[str] = ()) -> BundleRe
 
 def load_bundle_spec(bundle_dir: Path) -> BuildSpec:
     """Verify a bundle against its manifest (build outputs may be there) and read its build.json."""
+    return open_bundle(bundle_dir)[1]
+
+
+def open_bundle(bundle_dir: Path) -> tuple[BundleReport, BuildSpec]:
+    """A bundle verified against its manifest (build outputs may be there), and its build.json."""
     bundle_dir = Path(bundle_dir)
-    verify_bundle(bundle_dir, ignore=BUILD_OUTPUTS)
+    report = verify_bundle(bundle_dir, ignore=BUILD_OUTPUTS)
     path = bundle_dir / "build.json"
     if not path.is_file():
         raise RftrtError(f"{bundle_dir} has no build.json; it is not an rf-export bundle")
     try:
-        return BuildSpec.from_json(path.read_text(encoding="utf-8"))
+        return report, BuildSpec.from_json(path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, KeyError) as exc:
         raise RftrtError(f"{path} is not a valid build specification ({exc}); re-export the bundle") from None

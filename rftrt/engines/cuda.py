@@ -1,8 +1,10 @@
-"""CUDA through cuda-python (``cuda.bindings``): devices, streams, device and page-locked host memory,
-host↔device copies on an explicit stream, graph capture and replay.
+"""CUDA through cuda-python: devices, streams, device and page-locked host memory, host↔device copies
+on an explicit stream, graph capture and replay, and CUDA-event timing.
 
-Needs a CUDA GPU and cuda-python, not TensorRT; ``cuda.bindings`` is imported inside functions, so
-importing this module needs neither. :data:`CUDART_API_USED` lists every cuda-python runtime call made
+Needs a CUDA GPU and cuda-python, not TensorRT; cuda-python is imported inside functions, so
+importing this module needs neither. Both of cuda-python's layouts work: ``cuda.bindings.runtime``
+(12.8 and later) and ``cuda.cudart`` (11.8, 12.0–12.6: what a CUDA 11.4 DRIVE OS 6 device needs); the
+functions are the same. :data:`CUDART_API_USED` lists every cuda-python runtime call made
 here (tests check them against the installed cuda-python, and that nothing else is called).
 """
 
@@ -15,7 +17,7 @@ import numpy as np
 
 from ..errors import RftrtError
 
-__all__ = ["CUDART_API_USED", "cuda_device_count", "gpu_info", "Stream", "DeviceBuffer", "PinnedBuffer", "CudaGraph"]
+__all__ = ["CUDART_API_USED", "cuda_device_count", "cuda_python_version", "gpu_info", "time_on_stream", "Stream", "DeviceBuffer", "PinnedBuffer", "CudaGraph"]
 
 #: Every cuda-python runtime function this module calls.
 CUDART_API_USED = (
@@ -42,6 +44,10 @@ CUDART_API_USED = (
     "cudaGraphLaunch",
     "cudaGraphExecDestroy",
     "cudaGraphDestroy",
+    "cudaEventCreate",
+    "cudaEventRecord",
+    "cudaEventElapsedTime",
+    "cudaEventDestroy",
 )
 
 
@@ -49,10 +55,30 @@ def _cudart() -> Any:
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
-        raise RftrtError(
-            "cuda-python is not installed: the engine runtime needs it (pip install 'rftrt[device]' or pip install cuda-python)"
-        ) from None
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise RftrtError(
+                "cuda-python is not installed: the engine runtime needs it, of the device's CUDA major "
+                "(CUDA 11.x: pip install 'cuda-python>=11.8,<12'; 12.x: 'cuda-python>=12,<13'; 13.x: 'cuda-python>=13')"
+            ) from None
     return cudart
+
+
+def cuda_python_version() -> str | None:
+    """The installed cuda-python's version (either layout), or None."""
+    try:
+        cudart = _cudart()
+    except RftrtError:
+        return None
+    from importlib import metadata
+
+    for dist in ("cuda-python", "cuda-bindings"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return getattr(cudart, "__version__", "unknown")
 
 
 def _check(result: Any, what: str) -> Any:
@@ -296,3 +322,23 @@ class _Capture:
         self.graph._graph = graph
         self.graph._exec = _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
 
+
+
+def time_on_stream(stream: Stream, work: Any, iterations: int) -> list[float]:
+    """Milliseconds of device time of each of ``iterations`` calls of ``work()`` (which enqueues on
+    ``stream``), from CUDA events recorded around each call; one synchronisation at the end."""
+    cudart = _cudart()
+    pairs = []
+    try:
+        for _ in range(iterations):
+            pairs.append((_check(cudart.cudaEventCreate(), "cudaEventCreate"), _check(cudart.cudaEventCreate(), "cudaEventCreate")))
+        for start, end in pairs:
+            _check(cudart.cudaEventRecord(start, stream.handle), "cudaEventRecord")
+            work()
+            _check(cudart.cudaEventRecord(end, stream.handle), "cudaEventRecord")
+        stream.synchronize()
+        return [float(_check(cudart.cudaEventElapsedTime(start, end), "cudaEventElapsedTime")) for start, end in pairs]
+    finally:
+        for start, end in pairs:
+            cudart.cudaEventDestroy(start)
+            cudart.cudaEventDestroy(end)

@@ -8,6 +8,7 @@ and refuses an engine built by another TensorRT release or from another ONNX (:f
 from __future__ import annotations
 
 import json
+import platform
 import shlex
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def sidecar_record(
         "bundle_tensorrt_version": spec.tensorrt_version,
         "tensorrt": {"version": tensorrt_version, "path": plan.path},
         "gpu": gpu,
+        #: the build host's architecture: with rf-build --allow-other-gpu not the target's
+        "machine": platform.machine(),
         "input": spec.input_name,
         "output": spec.output_name,
         "batch": {"min": low[0], "opt": plan.profile[1][0], "max": high[0]},
@@ -74,6 +77,8 @@ def sidecar_record(
         "dla": record.get("dla", {"core": None}),
         "engine_layers": record.get("engine_layers"),
         "layer_precisions": record.get("layer_precisions", {}),
+        #: the engine's layer precisions against the plan, or why they could not be checked
+        "precision_check": record.get("precision_check", {"checked": False, "note": "not run"}),
         "layers": record.get("layers", []),
     }
 

@@ -17,7 +17,8 @@ every emitted flag against it):
 - strongly typed (11.x): none of ``--fp16 --int8 --best --calib --precisionConstraints
   --layerPrecisions --layerOutputTypes`` (removed in 11). ``--stronglyTyped`` is "no longer needed: it
   is always enabled" there; 11.3.0 still parses it as a deprecated no-op, so it is left out. A strongly
-  typed build on 10.x does need it, and gets it.
+  typed build on 10.x does need it, and gets it. A weakly typed spec for 11.x is refused, as the
+  builder refuses it (``build_plan.dialect_path``).
 
 Benchmarks keep host↔device copies in, so that trtexec's "Host Latency" includes them and "GPU Compute
 Time" does not. The defaults flipped in 11.x (read in the 11.3.0 ``InferenceOptions::parse``): copies
@@ -34,7 +35,7 @@ from .. import __version__
 from ..errors import RftrtError
 from ..targets.batch import BatchProfile
 from ..targets.tensorrt import version_tag
-from .build_spec import BuildSpec
+from .build_spec import INT8_ROUTES, BuildSpec
 
 __all__ = ["trtexec_build_command", "trtexec_bench_command", "build_script"]
 
@@ -63,6 +64,11 @@ def _check(spec: BuildSpec) -> None:
     major = _major(spec)
     if spec.dialect == "strong" and major < 10:
         raise RftrtError(f"TensorRT {spec.tensorrt_version} has no strongly typed networks; use the weak dialect")
+    if spec.dialect == "weak" and major >= 11:
+        raise RftrtError(
+            f"TensorRT {spec.tensorrt_version} builds strongly typed networks only (its trtexec has no --fp16, --int8, "
+            f"--calib or --layerPrecisions); this spec is weakly typed: export a typed ONNX with rf-export --trt-version {spec.tensorrt_version}"
+        )
     if spec.dialect == "strong" and spec.calibration_cache:
         raise RftrtError(
             f"TensorRT {spec.tensorrt_version} strongly typed builds take no calibration cache; "
@@ -82,6 +88,24 @@ def _check(spec: BuildSpec) -> None:
         bad = [name for name in spec.fp32_layers if not name or any(c in name for c in _LIST_BREAKERS)]
         if bad:
             raise RftrtError(f"layer name {bad[0]!r} cannot be pinned with --layerPrecisions: it is empty or contains , ' or *")
+    if spec.int8 is not None:
+        _check_int8_source(spec)
+
+
+def _check_int8_source(spec: BuildSpec) -> None:
+    """Refuse an ``int8`` entry that names another route or file than the spec builds from."""
+    route, file = spec.int8.route, spec.int8.file
+    if spec.precision != "int8":
+        raise RftrtError(f"build.json names an INT8 source ({route}: {file}) for a {spec.precision} build")
+    if route not in INT8_ROUTES:
+        raise RftrtError(f"build.json INT8 route {route!r} is not one of {', '.join(INT8_ROUTES)}")
+    if route == "cache" and file != spec.calibration_cache:
+        raise RftrtError(f"build.json's INT8 route is the calibration cache {file}, but its calibration_cache is {spec.calibration_cache!r}")
+    if route == "qdq" and (file != spec.onnx or spec.calibration_cache):
+        raise RftrtError(
+            f"build.json's INT8 route is the Q/DQ ONNX {file}, but it builds {spec.onnx}"
+            + (f" with the calibration cache {spec.calibration_cache}" if spec.calibration_cache else "")
+        )
 
 
 def _shape(spec: BuildSpec, which: str) -> str:

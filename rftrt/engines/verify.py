@@ -30,8 +30,9 @@ this bundle's ONNX, the batch is inside the engine's profile.
 
 from __future__ import annotations
 
+import platform
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ from ..errors import RftrtError
 from ..files import sha256_file
 from .build_spec import BuildSpec
 from .bundle import load_bundle_spec
+from .cuda import gpu_info
+from .engine_info import EngineInfo
 from .plan_file import check_plan_file
 from .runner import EngineRunner, check_batch
 from .sidecar import check_sidecar, read_sidecar, sidecar_path
@@ -52,6 +55,8 @@ __all__ = [
     "ENGINE_TOLERANCE",
     "Golden",
     "VerifyResult",
+    "EngineCheck",
+    "check_engine",
     "compare_with_golden",
     "input_sensitivity_warning",
     "verify_engine",
@@ -226,6 +231,43 @@ def compare_with_golden(
     )
 
 
+@dataclass(frozen=True)
+class EngineCheck:
+    """An engine checked against its bundle and this device before anything runs it."""
+
+    engine: Path
+    bundle: Path
+    spec: BuildSpec
+    sidecar: dict | None
+    tensorrt: str
+    dla_core: int | None
+
+
+def check_engine(engine: str | Path, bundle_dir: str | Path, batches: Sequence[int], purpose: str, log: Callable[[str], None] = print) -> EngineCheck:
+    """Everything checked before running ``engine`` for ``purpose`` (a command name): a plain plan,
+    a bundle that matches its manifest, batches inside the engine's profile, built from this bundle's
+    ONNX with the installed TensorRT, on a GPU like this one. Each refusal is one line."""
+    engine, bundle_dir = Path(engine), Path(bundle_dir)
+    check_plan_file(engine)
+    spec = load_bundle_spec(bundle_dir)
+    sidecar = read_sidecar(engine)
+    if sidecar is not None:
+        b = sidecar.get("batch", {})
+        if isinstance(b.get("min"), int) and isinstance(b.get("max"), int):
+            for batch in batches:
+                check_batch(batch, (b["min"], b["max"]))
+        check_sidecar(sidecar, installed=None, onnx_sha256=sha256_file(bundle_dir / spec.onnx), bundle=str(bundle_dir))
+    trt = import_tensorrt(purpose, f"{spec.target} with TensorRT {spec.tensorrt_version}")
+    installed = installed_tensorrt_version(trt)
+    if sidecar is None:  # said once the engine will run: a refusal stays one line
+        log(f"warning: {sidecar_path(engine).name} not found: cannot check which TensorRT, ONNX and GPU built {engine.name}")
+    else:
+        check_sidecar(sidecar, installed=installed, onnx_sha256=None, bundle=str(bundle_dir))
+        EngineInfo.from_file(engine).check_machine(platform.machine(), gpu_info(0)["compute_capability"])
+    dla_core = (sidecar or {}).get("dla", {}).get("core", spec.dla_core)
+    return EngineCheck(engine, bundle_dir, spec, sidecar, installed, dla_core)
+
+
 def verify_engine(
     engine: str | Path,
     bundle_dir: str | Path,
@@ -236,27 +278,13 @@ def verify_engine(
     log: Callable[[str], None] = print,
 ) -> VerifyResult:
     """Run ``engine`` on ``bundle_dir``'s golden images (cycled to ``batch``) and judge it."""
-    engine, bundle_dir = Path(engine), Path(bundle_dir)
-    check_plan_file(engine)
-    spec = load_bundle_spec(bundle_dir)
-    golden = Golden.load(bundle_dir)
+    golden = Golden.load(Path(bundle_dir))
     batch = len(golden.images) if batch is None else batch
-    sidecar = read_sidecar(engine)
-    if sidecar is None:
-        log(f"warning: {sidecar_path(engine).name} not found: cannot check which TensorRT and ONNX built {engine.name}")
-    else:
-        b = sidecar.get("batch", {})
-        if isinstance(b.get("min"), int) and isinstance(b.get("max"), int):
-            check_batch(batch, (b["min"], b["max"]))
-        check_sidecar(sidecar, installed=None, onnx_sha256=sha256_file(bundle_dir / spec.onnx), bundle=str(bundle_dir))
-    trt = import_tensorrt("rf-verify", f"{spec.target} with TensorRT {spec.tensorrt_version}")
-    installed = installed_tensorrt_version(trt)
-    if sidecar is not None:
-        check_sidecar(sidecar, installed=installed, onnx_sha256=None, bundle=str(bundle_dir))
-    dla_core = (sidecar or {}).get("dla", {}).get("core", spec.dla_core)
+    checked = check_engine(engine, bundle_dir, [batch], "rf-verify", log)
+    spec = checked.spec
     golden = golden.at_batch(batch)
-    with EngineRunner(engine, dla_core=dla_core, cuda_graph=cuda_graph, verbose=verbose, log=log) as runner:
+    with EngineRunner(checked.engine, dla_core=checked.dla_core, cuda_graph=cuda_graph, verbose=verbose, log=log) as runner:
         outputs = runner.infer({spec.input_name: golden.images})
     if spec.output_name not in outputs:
         raise RftrtError(f"the engine has no output {spec.output_name!r} (it has {', '.join(outputs)})")
-    return compare_with_golden(outputs[spec.output_name], golden, spec, engine=str(engine), bundle=str(bundle_dir), tensorrt=installed)
+    return compare_with_golden(outputs[spec.output_name], golden, spec, engine=str(checked.engine), bundle=str(checked.bundle), tensorrt=checked.tensorrt)

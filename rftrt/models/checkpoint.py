@@ -11,6 +11,7 @@ does not have; those keys are reported as unused.
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,26 @@ def official_to_timm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return {_rename(k, _OFFICIAL_TO_TIMM): v for k, v in state_dict.items()}
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL = 0x80
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` failed, said from the file's own bytes (torch's messages run to paragraphs)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "the file is empty"
+    if head == _ZIP_MAGIC:
+        if not zipfile.is_zipfile(path):
+            return f"its zip archive has no central directory ({path.stat().st_size:,} bytes): truncated or damaged, download it again"
+        first = " ".join(str(exc).split()).split(". ")[0]
+        return f"torch refused its contents ({first[:100]})"
+    if head[0] == _PICKLE_PROTOCOL:
+        return "a legacy pickle that torch could not read with weights_only (it may hold more than tensors)"
+    return f"its first bytes ({head.hex()}) are neither a zip archive (torch.save) nor a pickle"
+
+
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """Read a checkpoint file into an official-named state dict and the naming it came in
     (``"official"`` or ``"timm"``).
@@ -129,8 +150,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     except RftrtError:
         raise
     except Exception as exc:  # noqa: BLE001 - the unpickler raises anything from IndexError to UnpicklingError on foreign bytes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RftrtError(f"{not_a_checkpoint} ({reason[:120]}); expected a state dict saved with torch.save") from None
+        raise RftrtError(f"{not_a_checkpoint}: {_why_unreadable(path, exc)}; expected a state dict saved with torch.save") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -13,11 +13,13 @@ from importlib import metadata
 import numpy as np
 
 from .. import __version__
+from ..device.kit import KIT_NAME, build_kit
 from ..engines.build_spec import BuildSpec
 from ..engines.trtexec import build_script
 from ..precision.plan import PrecisionPlan
 from ..precision.store import record_bytes
 from ..targets.profiles import Target
+from ..targets.tensorrt import version_tag
 
 __all__ = ["CALIBRATION_CACHE", "versions", "npz_bytes", "golden_images", "bundle_readme", "bundle_files"]
 
@@ -54,8 +56,36 @@ def golden_images(photos: np.ndarray, batch: int) -> np.ndarray:
     return photos[np.arange(batch) % len(photos)]
 
 
-def _file_rows(spec: BuildSpec, plan: PrecisionPlan | None) -> list[str]:
+def _int8_route(spec: BuildSpec) -> str | None:
+    """build.json's INT8 route ("cache" or "qdq"), None for FP32 and FP16 bundles."""
+    return spec.int8.route if spec.int8 is not None else None
+
+
+def _int8_rows(spec: BuildSpec, calibration) -> list[str]:
+    """The INT8 files beside the ONNX, each saying whether this build uses it."""
+    if calibration is None:
+        return []
+    route, rows = _int8_route(spec), []
+    if spec.dialect == "weak" and route == "qdq":
+        rows.append(f"| `{spec.model}.onnx` | the FP32 network the INT8 files were made from (their tensor names are its own); not used by this build |")
+    if calibration.cache_text:
+        use = "this build's INT8 scales (implicit INT8, `--calib`)" if route == "cache" else (
+            "not used by this build (TensorRT 10 deprecated the calibrator, so GPU INT8 builds from the Q/DQ ONNX); "
+            "for a DLA build or `rf-calib --from-cache`"
+        )  # fmt: skip
+        rows.append(f"| `calibration.cache` | TensorRT INT8 calibration cache: {use} |")
+    if calibration.qdq_model is not None and spec.dialect == "weak" and route != "qdq":
+        rows.append(
+            f"| `{spec.model}.qdq.onnx` | the same network with explicit Q/DQ nodes: not used by this build, which takes "
+            "`calibration.cache`; for `rf-eval` on ONNX Runtime or an explicit-quantization build |"
+        )
+    return rows
+
+
+def _file_rows(spec: BuildSpec, plan: PrecisionPlan | None, calibration=None) -> list[str]:
     typed = "typed (the ONNX carries every precision)" if spec.dialect == "strong" else "FP32; precision comes from builder flags"
+    if spec.dialect == "weak" and _int8_route(spec) == "qdq":
+        typed = "FP32 with explicit INT8 Q/DQ nodes (TensorRT 10 explicit quantization); FP16 and the pins come from builder flags"
     return [
         "| file | what |",
         "|---|---|",
@@ -64,8 +94,7 @@ def _file_rows(spec: BuildSpec, plan: PrecisionPlan | None) -> list[str]:
         "| `build.sh` | the equivalent trtexec command lines |",
         "| `golden.npz` | `images` (preprocessed bundled photographs) and ONNX Runtime reference logits: `logits_fp32` (FP32 ONNX), `logits` (this bundle's ONNX) |",
         *(["| `precision_plan.json` | which nodes stay FP32 and why |"] if plan else []),
-        *(["| `calibration.cache` | TensorRT INT8 calibration cache (implicit INT8, `--calib`) |"] if spec.calibration_cache else []),
-        *([f"| `{spec.model}.qdq.onnx` | the same network with explicit Q/DQ (TensorRT 10.x explicit quantization) |"] if spec.precision == "int8" and spec.dialect == "weak" else []),
+        *_int8_rows(spec, calibration),
         *(["| `calibration.json` | how the INT8 ranges were measured (method, data hash, ranges) |"] if spec.precision == "int8" else []),
         "| `manifest.json` | sha256 and size of every file, and the versions that produced them |",
     ]
@@ -76,16 +105,25 @@ def _dialect_line(spec: BuildSpec) -> str:
         how = "The ONNX carries every tensor's type; no precision flags are passed."
     elif spec.precision != "fp32":
         flags = "int8 --fp16 --calib=calibration.cache" if spec.precision == "int8" else "fp16"
+        network = "The FP32 ONNX"
+        if _int8_route(spec) == "qdq":
+            flags, network = "int8 --fp16", f"The Q/DQ ONNX (`{spec.onnx}`, explicit quantization, no calibration cache)"
         how = (
-            f"The FP32 ONNX is built with `--{flags}` "
+            f"{network} is built with `--{flags}` "
             f"and {len(spec.fp32_layers)} layers pinned to FP32 (`--precisionConstraints=obey --layerPrecisions=…`)."
         )
+        if spec.calibration_cache:
+            how += (
+                f" `build.sh` passes the cache as it is, header `TRT-{version_tag(spec.tensorrt_version)}`: a TensorRT "
+                "whose version differs may ignore it and calibrate on random data, so build with `rf-build` (it serves "
+                "the cache with the installed TensorRT's version) or export with `--trt-version` set to the device's."
+            )
     else:
         how = "FP32 build."
     return f"Dialect: **{'strongly' if spec.dialect == 'strong' else 'weakly'} typed**. " + how
 
 
-def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, validation: list[str]) -> str:
+def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, validation: list[str], calibration=None) -> str:
     lines = [
         f"# {spec.model} r{spec.resolution} for {target.display} (TensorRT {spec.tensorrt_version}, {spec.precision})",
         "",
@@ -97,7 +135,7 @@ def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, v
         "rf-build .               # or: build with rftrt (checks the manifest and TensorRT, writes a sidecar)",
         "```",
         "",
-        *_file_rows(spec, plan),
+        *_file_rows(spec, plan, calibration),
         "",
         _dialect_line(spec),
         "",
@@ -121,7 +159,8 @@ def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: 
         "build.json": spec.to_json().encode(),
         "build.sh": build_script(spec).encode(),
         "golden.npz": npz_bytes(golden),
-        "README.md": bundle_readme(spec, target, plan, validation).encode(),
+        "README.md": bundle_readme(spec, target, plan, validation, calibration).encode(),
+        KIT_NAME: build_kit(),
     }
     if plan:
         files["precision_plan.json"] = (json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n").encode()
@@ -131,4 +170,5 @@ def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: 
             files[CALIBRATION_CACHE] = calibration.cache_text.encode()
         if calibration.qdq_model is not None and not target.strongly_typed:
             files[f"{spec.model}.qdq.onnx"] = calibration.qdq_model.SerializeToString()
+            files[f"{spec.model}.onnx"] = deployed_onnx  # the FP32 ONNX, also when the build takes the Q/DQ one
     return files

@@ -12,6 +12,7 @@ from ..errors import RftrtError
 from ..export.onnx_export import DEFAULT_OPSET, EXPORTER_MAX_OPSET
 from ..export.passes import PassReport
 from ..export.prepare import PRECISIONS
+from ..files import check_output_dir
 from ..precision.plan import PrecisionPlan
 from ..targets.batch import parse_batch
 from ..targets.profiles import Target, load_target
@@ -121,7 +122,13 @@ def resolve(options: ExportOptions) -> Resolved:
         raise RftrtError(f"precision {options.precision!r} not supported; use fp32, fp16 or int8")
     if options.calib_dir is not None and options.precision != "int8":
         raise RftrtError("--calib-dir calibrates INT8; add --int8")
+    for flag, value in (("--calib-images", options.calib_images), ("--calib-batch", options.calib_batch)):
+        if not isinstance(value, int) or value < 1:
+            raise RftrtError(f"{flag} must be a positive integer, got {value!r}")
     batch = parse_batch(options.batch) if options.batch else None
+    if batch is not None and not batch.static and (options.dla_core is not None or options.static):
+        why = "DLA needs static shapes" if options.dla_core is not None else "--static asks for a static batch"
+        raise RftrtError(f"{why}, but --batch {options.batch} is dynamic; give --batch N (e.g. --batch {batch.opt})")
     target = load_target(options.target, options.trt_version, options.dla_core, batch)
     if options.static and not target.batch.static:
         target = load_target(options.target, options.trt_version, options.dla_core, parse_batch(str(target.batch.opt)))
@@ -136,4 +143,5 @@ def resolve(options: ExportOptions) -> Resolved:
     out_dir = Path(options.out_dir) if options.out_dir else default_output_dir(options, target)
     if out_dir.exists() and not options.force:
         raise RftrtError(f"{out_dir} exists; pass --force to replace it")
+    check_output_dir(out_dir.absolute().parent, "bundle's folder")
     return Resolved(target, opset, out_dir)

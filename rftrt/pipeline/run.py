@@ -22,7 +22,8 @@ import torch
 
 from ..comparison import compare
 from ..data.images import bundled_photographs
-from ..engines.build_spec import BuildSpec
+from ..engines.build_plan import int8_route
+from ..engines.build_spec import BuildSpec, Int8Source
 from ..engines.bundle import write_bundle
 from ..errors import RftrtError
 from ..export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
@@ -197,25 +198,37 @@ def _build_spec(run: _Run) -> BuildSpec:
     options, target, plan = run.options, run.target, run.result.plan
     calibration = run.precision.calibration
     typed_suffix = {"fp16": ".fp16", "int8": ".int8"}.get(options.precision, "")
+    onnx_name = f"{options.model}{typed_suffix if target.strongly_typed else ''}.onnx"
+    compute_fp32 = tuple(plan.weakly_typed_layers(run.passed)) if plan else ()
+    int8, cache = None, None
+    if calibration is not None:
+        route = int8_route(target.tensorrt_version, target.release.dialect, target.dla_core)
+        if route == "cache":  # implicit quantization: the FP32 ONNX and the calibration cache
+            cache = CALIBRATION_CACHE
+        elif not target.strongly_typed:  # explicit quantization: the Q/DQ ONNX (a typed ONNX has its Q/DQ)
+            onnx_name = f"{options.model}.qdq.onnx"
+        int8 = Int8Source(route, cache or onnx_name)
     return BuildSpec(
         model=options.model,
         resolution=options.resolution,
         target=target.name,
-        tensorrt_version=target.release.version,
+        tensorrt_version=target.tensorrt_version,
         dialect=target.release.dialect,
-        onnx=f"{options.model}{typed_suffix if target.strongly_typed else ''}.onnx",
+        onnx=onnx_name,
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         batch=target.batch,
         precision=options.precision,
-        fp32_layers=tuple(plan.weakly_typed_layers(run.passed)) if plan and not target.strongly_typed else (),
+        fp32_layers=compute_fp32 if not target.strongly_typed else (),
         dla_core=target.dla_core,
         workspace_mib=target.workspace_mib,
         builder_optimization_level=target.builder_optimization_level,
         engine=f"{options.model}.engine",
         timing_cache="timing.cache",
-        calibration_cache=CALIBRATION_CACHE if calibration is not None and calibration.cache_text else None,
+        calibration_cache=cache,
         notes=target.notes,
+        int8=int8,
+        fp32_islands=compute_fp32 if target.strongly_typed and plan else None,
     )
 
 

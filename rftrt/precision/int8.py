@@ -278,7 +278,7 @@ def _wanted_tensors(fp32_onnx: onnx.ModelProto, fp32: set[str]) -> list[str]:
 
 def _measure(fp32_onnx, source, wanted, *, method, batch, static_batch, num_bins, percentile, threads, progress, warnings, log):
     """Ranges of ``wanted`` over the whole source, and its first images (kept for the checks)."""
-    bar = Progress(source.requested, f"calibrating ({method})") if progress else None
+    bar = Progress(source.expected, f"calibrating ({method})") if progress else None
     first: list[np.ndarray] = []
 
     def feed():
@@ -361,8 +361,8 @@ def calibrate(
 ) -> CalibrationResult:
     """Calibrate ``fp32_onnx`` on ``images`` and render it for ``target`` (see the module docstring).
 
-    ``trt_version`` is the full TensorRT version for the cache header (default: the target's
-    release, e.g. 8.6 → ``TRT-8600-…``); ``formats`` defaults to what the target's dialect takes
+    ``trt_version`` is the full TensorRT version for the cache header (default: the version the
+    target was resolved with, e.g. 8.6.12 → ``TRT-8612-…``, or its release, 8.6 → ``TRT-8600-…``); ``formats`` defaults to what the target's dialect takes
     (weak: cache and Q/DQ; strong: Q/DQ). With a ``store``, a calibration of the same ONNX, data and
     method is reused, and a stale one refused (:class:`~rftrt.precision.store.CalibrationStore`).
     """
@@ -398,7 +398,7 @@ def calibrate(
         method=method,
         ranges=ranges,
         target=target,
-        trt_version=trt_version or target.release.version,
+        trt_version=trt_version or target.tensorrt_version,
         algorithm=algorithm,
         plan=plan,
         onnx_sha256=sha,

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-from .._data import load_toml
+from .._data import list_folder, load_toml
 from ..errors import RftrtError
 from .batch import BatchProfile, check_batch, format_batch
 from .tensorrt import version_tag
@@ -70,6 +69,9 @@ class Target:
     dla_cores: int
     #: the release this build uses
     release: TensorRTRelease
+    #: the TensorRT version as asked for (``8.6.12``), else the release's (``8.6``): what build.json
+    #: and a calibration cache's header carry; the release is matched on major.minor only
+    tensorrt_version: str
     #: every release the platform offers, the default first
     releases: tuple[TensorRTRelease, ...]
     workspace_mib: int
@@ -89,8 +91,7 @@ class Target:
 @lru_cache(maxsize=1)
 def _profiles() -> dict[str, Target]:
     """Every profile, unresolved: the default release, the profile's batch, no DLA."""
-    folder = resources.files(_PACKAGE).joinpath(_FOLDER)
-    names = sorted(entry.name[: -len(".toml")] for entry in folder.iterdir() if entry.name.endswith(".toml"))
+    names = [entry[: -len(".toml")] for entry in list_folder(_PACKAGE, _FOLDER) if entry.endswith(".toml")]
     return {name: _parse_profile(name, load_toml(_PACKAGE, f"{_FOLDER}/{name}.toml")) for name in names}
 
 
@@ -124,6 +125,7 @@ def _parse_profile(name: str, raw: dict[str, Any]) -> Target:
         compute_capability=str(raw["compute_capability"]),
         dla_cores=int(raw["dla_cores"]),
         release=chosen[0],
+        tensorrt_version=chosen[0].version,
         releases=tuple(chosen + [r for r in releases if not r.default]),
         workspace_mib=int(raw["workspace_mib"]),
         builder_optimization_level=int(raw["builder_optimization_level"]),
@@ -146,6 +148,7 @@ def _release_list(target: Target) -> str:
 
 def _pick_release(target: Target, trt_version: str) -> TensorRTRelease:
     # A full version such as 8.6.12 or 10.10.10 picks its major.minor release.
+    version_tag(trt_version)  # refuses what no build.json or cache header could carry (8.6.x, 10.3.0.30)
     for release in target.releases:
         if trt_version == release.version or trt_version.startswith(release.version + "."):
             return release
@@ -162,7 +165,8 @@ def load_target(
 ) -> Target:
     """Resolve target ``name`` for one build.
 
-    ``trt_version`` picks one of the platform's TensorRT releases (default: the profile's);
+    ``trt_version`` picks one of the platform's TensorRT releases (default: the profile's) and is kept
+    as given in ``tensorrt_version`` (8.6.12 stays 8.6.12: DRIVE OS 6 ships 8.6.10 to 8.6.13);
     ``dla_core`` puts the network on that DLA core with GPU fallback; ``batch`` replaces the
     profile's batch profile (1:8:32). DLA needs static shapes, so with ``dla_core`` the batch becomes
     static at its opt value (a static batch is kept as given) and a note says so.
@@ -194,7 +198,14 @@ def load_target(
             "not from builder flags"
         )
 
-    return replace(profile, release=release, batch=resolved_batch, dla_core=dla_core, notes=tuple(notes))
+    return replace(
+        profile,
+        release=release,
+        batch=resolved_batch,
+        dla_core=dla_core,
+        notes=tuple(notes),
+        tensorrt_version=trt_version or release.version,
+    )
 
 
 def _check_dla(profile: Target, release: TensorRTRelease, dla_core: int) -> None:
@@ -259,7 +270,7 @@ def format_target(target: Target) -> str:
     rows = [
         ("target", f"{target.name}: {target.display}"),
         ("hardware", f"{target.arch}, {target.gpu}, SM {target.compute_capability}"),
-        ("TensorRT", f"{r.version} ({r.platform}), {_DIALECT_WORDS[r.dialect]}"),
+        ("TensorRT", f"{target.tensorrt_version} ({r.platform}), {_DIALECT_WORDS[r.dialect]}"),
         ("ONNX opset", f"up to {r.opset_max}"),
         ("batch", f"{format_batch(target.batch)} ({kind})"),
         ("workspace", f"{target.workspace_mib} MiB"),

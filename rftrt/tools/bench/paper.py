@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...engines.engine_info import EngineInfo
 from ...errors import RftrtError
-from .backends.trt import EngineInfo
+from .progress import Progress
 from .results import BenchReport, BenchSettings
 from .run import run_benchmark
-from .schedule import Progress
 
 __all__ = ["PaperPair", "find_engines", "paper_pairs", "run_paper_table"]
 

@@ -10,9 +10,9 @@ from typing import Any
 from ...errors import RftrtError
 from .backends.registry import BACKENDS, backend
 from .paper import run_paper_table
+from .progress import Progress
 from .results import BenchReport
 from .run import run_benchmark
-from .schedule import Progress
 
 __all__ = ["BenchRequest"]
 

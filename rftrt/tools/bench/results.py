@@ -10,7 +10,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import RftrtError
-from .stats import LatencyStats, percentile, throughput
+from ...timing import LatencyStats, percentile, throughput
 
 __all__ = ["BackendInfo", "BenchReport", "BenchSettings", "Environment", "Measurement", "PairResult"]
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from ...engines.engine_info import EngineInfo
 from ...errors import RftrtError
 from .backends.base import Backend
 from .backends.registry import BACKENDS, available_backends, backend
-from .backends.trt import EngineInfo, local_compute_capability
+from .backends.trt import local_compute_capability
 from .environment import collect_environment
+from .progress import Progress
 from .results import BenchReport, BenchSettings, Measurement, PairResult
-from .schedule import Progress
 
 __all__ = ["run_benchmark"]
 

@@ -4,8 +4,8 @@ its numbers mean, and one interleaved measurement of the models."""
 from __future__ import annotations
 
 from ....errors import RftrtError
+from ..progress import Progress
 from ..results import BackendInfo, BenchSettings
-from ..schedule import Progress
 
 __all__ = ["Backend"]
 

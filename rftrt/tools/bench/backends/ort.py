@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ....errors import RftrtError
 from ..environment import cpu_model, nvidia_smi_gpus
+from ..progress import Progress
 from ..results import BackendInfo, BenchSettings
-from ..schedule import Progress
 from .base import Backend
 
 __all__ = ["OrtBackend"]

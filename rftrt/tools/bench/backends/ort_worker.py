@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ....timing import Timed, interleave
 from ..results import BenchSettings
-from ..schedule import Timed, interleave
 
 __all__ = ["main"]
 

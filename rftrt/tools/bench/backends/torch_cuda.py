@@ -7,8 +7,8 @@ import importlib.util
 from dataclasses import replace
 
 from ....errors import RftrtError
+from ....timing import interleave
 from ..results import BackendInfo, BenchSettings
-from ..schedule import interleave
 from .base import Backend
 
 __all__ = ["TorchCudaBackend"]

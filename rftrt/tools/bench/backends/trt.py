@@ -1,112 +1,24 @@
-"""A TensorRT engine per model, run with :class:`rftrt.engines.runner.EngineRunner` (cuda-python),
-and what the files beside an engine say about it (:class:`EngineInfo`), checked before anything runs."""
+"""A TensorRT engine per model, run with :class:`rftrt.engines.runner.EngineRunner` (cuda-python) and
+timed as :mod:`rftrt.engines.benchmark` times it (the device kit's ``bench`` uses the same)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
-import platform
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
+from ....engines.benchmark import ITERATIONS, ROUNDS, WARMUP, EngineTimer
+from ....engines.engine_info import EngineInfo
+from ....engines.runner import EngineRunner
+from ....engines.tensorrt_api import import_tensorrt, installed_tensorrt_version
 from ....errors import RftrtError
+from ....timing import interleave
 from ..environment import nvidia_smi_gpus
 from ..results import BackendInfo, BenchSettings
-from ..schedule import interleave
 from .base import Backend
 
-__all__ = ["EngineInfo", "TrtBackend", "local_compute_capability"]
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What the files beside an engine say about it: its sidecar ``<engine>.json`` (written by
-    rf-build) or the ``build.json`` of its bundle: model, resolution, batch profile, precision, target,
-    the GPU it was built on and its DLA core."""
-
-    path: Path
-    model: str | None = None
-    resolution: int | None = None
-    batch: tuple[int, int, int] | None = None
-    precision: str | None = None
-    target: str | None = None
-    #: compute capability and name of the GPU the engine was built on (sidecar only)
-    built_on_cc: str | None = None
-    built_on_gpu: str | None = None
-    dla_core: int | None = None
-    sidecar: Path | None = None
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> EngineInfo:
-        path = Path(path)
-        if not path.is_file():
-            raise RftrtError(f"engine {path} does not exist")
-        for sidecar in (path.with_name(path.name + ".json"), path.parent / "build.json"):
-            if not sidecar.is_file():
-                continue
-            try:
-                data = json.loads(sidecar.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise RftrtError(f"{sidecar}: not readable JSON ({exc})") from None
-            batch = data.get("batch")
-            profile = (int(batch["min"]), int(batch["opt"]), int(batch["max"])) if isinstance(batch, dict) else None
-            gpu = data.get("gpu") if isinstance(data.get("gpu"), dict) else {}
-            dla = data.get("dla")
-            core = dla.get("core") if isinstance(dla, dict) else data.get("dla_core")
-            return cls(
-                path=path,
-                model=data.get("model"),
-                resolution=data.get("resolution"),
-                batch=profile,
-                precision=data.get("precision"),
-                target=data.get("target"),
-                built_on_cc=gpu.get("compute_capability"),
-                built_on_gpu=gpu.get("name"),
-                dla_core=core,
-                sidecar=sidecar,
-            )
-        return cls(path)
-
-    def check_batches(self, batches: Sequence[int]) -> None:
-        if self.batch is None:
-            return
-        low, opt, high = self.batch
-        outside = [b for b in batches if not low <= b <= high]
-        if outside:
-            raise RftrtError(
-                f"batch {', '.join(map(str, outside))} is outside engine {self.path.name}'s profile "
-                f"{low}:{opt}:{high} (min:opt:max); use --batch within {low}–{high} or rebuild the engine for it"
-            )
-
-    def check_machine(self, machine: str | None = None, compute_capability: str | None = None) -> None:
-        """An engine runs only on the GPU architecture (and TensorRT) it was built for."""
-        machine = machine or platform.machine()
-        target = None
-        if self.target is not None:
-            from ....targets.profiles import load_target
-
-            try:
-                target = load_target(self.target)
-            except RftrtError:
-                target = None  # a target this rftrt does not know: TensorRT's own check will speak
-        if target is not None and target.arch != machine:
-            raise RftrtError(
-                f"engine {self.path.name} was built for {target.display} ({target.arch}, SM {target.compute_capability}); "
-                f"this machine is {machine}: engines do not move across GPUs, build one here from the bundle"
-            )
-        built = self.built_on_cc or (target.compute_capability if target is not None else None)
-        if compute_capability is not None and built is not None and compute_capability != built:
-            what = self.built_on_gpu or (target.display if target is not None else "another GPU")
-            raise RftrtError(
-                f"engine {self.path.name} was built on {what} (SM {built}); this GPU is SM {compute_capability}: "
-                "engines do not move across GPUs, build one here from the bundle"
-            )
+__all__ = ["TrtBackend", "local_compute_capability"]
 
 
 def local_compute_capability() -> str | None:
@@ -124,13 +36,13 @@ class TrtBackend(Backend):
 
     name = "trt"
     summary = "TensorRT engine (rftrt.engines.runner, cuda-python)"
-    timing = "CUDA events around execute_async_v3 on the runner's stream (device time)"
+    timing = "CUDA events around a CUDA-graph replay of execute_async_v3 on the runner's stream (device time; DLA engines: the plain enqueue)"
     precisions = ("fp32", "fp16", "int8")
     default_precision = "fp16"
     copies_default = "exclude"
     copies_choices = ("include", "exclude")
     default_batches = (1, 8, 16, 32)
-    default_settings = BenchSettings(warmup=20, rounds=10, iterations=50)
+    default_settings = BenchSettings(warmup=WARMUP, rounds=ROUNDS, iterations=ITERATIONS)
 
     def __init__(self, engines: dict[str, str] | None = None) -> None:
         self.engines = dict(engines or {})
@@ -173,8 +85,6 @@ class TrtBackend(Backend):
         return ", ".join(nvidia_smi_gpus()[0]) or "CUDA GPU"
 
     def measure(self, models, resolution, batches, precision, settings, progress):
-        from ....engines.runner import EngineRunner
-        from ....engines.tensorrt_api import import_tensorrt, installed_tensorrt_version
 
         include = self.copies(settings) == "include"
         samples: dict[str, dict[int, list[list[float]]]] = {name: {} for name in models}
@@ -184,7 +94,7 @@ class TrtBackend(Backend):
             for name in models:
                 info = EngineInfo.from_file(self.engines[name])
                 progress.update(f"[trt] loading {info.path}")
-                runner = EngineRunner(info.path, dla_core=info.dla_core)
+                runner = EngineRunner(info.path, dla_core=info.dla_core, cuda_graph=info.dla_core is None)
                 runner.__enter__()
                 runners[name] = runner
                 low, high = runner.batch_range
@@ -196,7 +106,7 @@ class TrtBackend(Backend):
                     )
             label = " vs ".join(models)
             for batch in batches:
-                timers = {name: _TrtTimer(r, batch, resolution, settings.seed, include) for name, r in runners.items()}
+                timers = {name: EngineTimer(r, batch, resolution, settings.seed, include) for name, r in runners.items()}
                 rounds = interleave(
                     timers,
                     settings.warmup,
@@ -215,55 +125,3 @@ class TrtBackend(Backend):
 #: The EngineRunner members the trt backend uses: ``infer`` (copies included) and, for device time
 #: without copies, ``set_batch``, ``enqueue`` and ``stream``.
 _RUNNER_MEMBERS = ("infer", "batch_range", "inputs", "set_batch", "enqueue", "stream")
-
-
-class _TrtTimer:
-    """One engine at one batch size: CUDA events around the enqueue alone (copies excluded), or wall
-    clock around ``infer`` (copies included)."""
-
-    def __init__(self, runner: Any, batch: int, resolution: int, seed: int, include_copies: bool) -> None:
-        self.runner = runner
-        self.include = include_copies
-        tensor = runner.inputs[0]
-        shape = (batch, *tensor.shape[1:]) if all(d > 0 for d in tensor.shape[1:]) else (batch, 3, resolution, resolution)
-        rng = np.random.default_rng(seed + batch)
-        self.feeds = [rng.standard_normal(shape).astype(tensor.dtype) for _ in range(4)]
-        self.k = 0
-        runner.infer(self.feeds[0])  # sets the batch, copies a real input into the device buffer
-        if not include_copies:
-            from cuda.bindings import runtime as cudart
-
-            self.cudart = cudart
-            runner.set_batch(batch)
-
-    def _check(self, result: Any) -> Any:
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if err != self.cudart.cudaError_t.cudaSuccess:
-            raise RuntimeError(f"CUDA runtime error {err}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def __call__(self, iterations: int) -> list[float]:
-        if self.include:
-            times = []
-            for _ in range(iterations):
-                feed = self.feeds[self.k % len(self.feeds)]
-                self.k += 1
-                start = time.perf_counter()
-                self.runner.infer(feed)
-                times.append((time.perf_counter() - start) * 1e3)
-            return times
-        cudart = self.cudart
-        stream = self.runner.stream.handle
-        pairs = [(self._check(cudart.cudaEventCreate()), self._check(cudart.cudaEventCreate())) for _ in range(iterations)]
-        try:
-            for start, end in pairs:
-                self._check(cudart.cudaEventRecord(start, stream))
-                self.runner.enqueue()
-                self._check(cudart.cudaEventRecord(end, stream))
-            self._check(cudart.cudaStreamSynchronize(stream))
-            return [float(self._check(cudart.cudaEventElapsedTime(s, e))) for s, e in pairs]
-        finally:
-            for start, end in pairs:
-                cudart.cudaEventDestroy(start)
-                cudart.cudaEventDestroy(end)
-

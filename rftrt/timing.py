@@ -1,12 +1,18 @@
-"""Statistics of timed iterations: percentiles, the latency summary, throughput."""
+"""Timing measurements, the same for every runtime: the interleaved schedule (warm-up, then rounds
+that alternate the order of the models, so a slow drift of the machine touches both alike) and the
+statistics of the timed iterations.
+
+Standard library only: the device kit (:mod:`rftrt.device`) times engines with it too.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
-__all__ = ["LatencyStats", "percentile", "throughput"]
+__all__ = ["LatencyStats", "Timed", "interleave", "percentile", "throughput"]
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -55,3 +61,31 @@ class LatencyStats:
 def throughput(batch: int, median_ms: float) -> float:
     """Images per second at ``batch`` from the median latency of one batch."""
     return batch * 1000.0 / median_ms if median_ms > 0 else math.inf
+
+
+class Timed(Protocol):
+    """Runs ``iterations`` timed iterations of one model at one batch size; returns ms per iteration."""
+
+    def __call__(self, iterations: int) -> list[float]: ...
+
+
+def interleave(
+    timers: dict[str, Timed],
+    warmup: int,
+    rounds: int,
+    iterations: int,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[str, list[list[float]]]:
+    """Warm every timer up, then run ``rounds`` rounds in which each runs ``iterations`` timed
+    iterations, alternating the order of the timers each round. Returns the samples per round."""
+    for timer in timers.values():
+        if warmup:
+            timer(warmup)
+    keys = list(timers)
+    samples: dict[str, list[list[float]]] = {key: [] for key in keys}
+    for index in range(rounds):
+        for key in keys if index % 2 == 0 else keys[::-1]:
+            samples[key].append([float(x) for x in timers[key](iterations)])
+        if on_round is not None:
+            on_round(index + 1)
+    return samples
