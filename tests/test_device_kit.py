@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy
 import pytest
+from helpers import copy_bundle, exported_bundle
 
 from rftrt.device.kit import HOST_ONLY, KIT_NAME, build_kit, kit_modules, module_imports
-
-from helpers import copy_bundle, exported_bundle
 
 
 @pytest.fixture(scope="session")
