@@ -6,16 +6,21 @@ calibration records are all written through :func:`write_file_atomic` or the sam
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import RftrtError
 
-__all__ = ["write_file_atomic", "write_json", "check_output_file", "check_output_dir", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
+__all__ = ["write_file_atomic", "write_json", "check_output_file", "check_output_dir", "deferred_signals", "exchange_paths", "write_durable", "fsync_dir", "remove_path", "sha256_file", "sha256_bytes"]
 
 _CHUNK = 1 << 20
 
@@ -133,3 +138,47 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> None:
     why = _probe(probe)
     if why:
         raise RftrtError(f"cannot write the {what} {path}: {why} in {probe}")
+
+
+@contextmanager
+def deferred_signals():
+    """Hold SIGINT and SIGTERM back for the duration, so that a few filesystem steps that must
+    happen together do: a signal that arrives meanwhile is recorded and acted on (its own handler
+    called) when the steps are done. Python runs signal handlers in the main thread whichever thread
+    the signal reached, so replacing the handlers (not a thread's signal mask) is what holds them;
+    outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[tuple[int, object]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append((signum, frame))) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in arrived[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the system or the filesystem cannot, and nothing was changed."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(a))

@@ -95,3 +95,65 @@ def test_every_command_refuses_an_output_it_could_not_write_before_any_work(tmp_
         assert code == 2 and err.startswith(f"{prog}: error:") and err.count("\n") == 1, (prog, err)
         assert "cannot write the" in err and ("does not exist" in err or "is not a folder" in err), (prog, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_sigterm_during_an_export_leaves_nothing_and_exits_143(tmp_path):
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _EXPORT, "--model", "rf_b1", "--fp16", "--target", "orin", "--out", str(tmp_path / "b")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout.readline().startswith(b"[1/6] model")  # the work has begun
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and b"rf-export: terminated" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_replacing_a_bundle_holds_signals_back_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    """A Ctrl-C that arrives in the middle of the replacement takes effect once it is complete:
+    the new bundle is in place, the old one gone, and no folder is left at a hidden name."""
+    import os
+    import signal
+
+    import pytest
+
+    from rftrt.engines import bundle as bundle_module
+    from rftrt.engines.bundle import verify_bundle, write_bundle
+
+    out = tmp_path / "b"
+    write_bundle(out, {"a.txt": b"old"}, versions={})
+    exchange = bundle_module.exchange_paths
+
+    def interrupted_exchange(a, b):
+        os.kill(os.getpid(), signal.SIGINT)  # lands here, in the middle of the replacement
+        return exchange(a, b)
+
+    monkeypatch.setattr(bundle_module, "exchange_paths", interrupted_exchange)
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(out, {"a.txt": b"new"}, force=True, versions={})
+    assert (out / "a.txt").read_bytes() == b"new" and verify_bundle(out).files[0].size == 3
+    assert _hidden(tmp_path) == []
+
+
+def test_rf_calib_never_writes_into_a_bundle_and_force_says_what_it_deletes(tmp_path, capsys):
+    """rf-calib on a bundle's ONNX writes beside the bundle (inside, rf-build would refuse it as
+    tampered); rf-export --force names the files of other commands it deletes."""
+    from helpers import copy_bundle
+
+    from rftrt.cli.calib import default_output_dir
+    from rftrt.pipeline import ExportOptions, run_export
+
+    bundle = copy_bundle("orin", tmp_path)
+    assert default_output_dir(bundle / "rf_b0.onnx") == tmp_path / "bundle-orin.int8"
+    assert default_output_dir(tmp_path / "loose" / "m.onnx") == tmp_path / "loose" / "m.int8"
+    (bundle / "rf_b0.engine").write_bytes(b"built on the device")
+    lines = []
+    run_export(ExportOptions(model="rf_b0", target="orin", precision="fp32", resolution=64, out_dir=str(bundle), force=True), log=lines.append)
+    assert any(line == f"warning: replacing {bundle} deletes 1 files other commands wrote there: rf_b0.engine" for line in lines)
+    assert not (bundle / "rf_b0.engine").exists()

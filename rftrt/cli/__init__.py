@@ -6,14 +6,18 @@ One convention for every command:
   code 2; ``--verbose`` adds the traceback above that line, and the exit code stays 2;
 - warnings go to stderr (``warning: …``), results to stdout;
 - output piped into a command that stops reading (``rf-export … | head``) does not abort the work:
-  the rest of the output is dropped, the command finishes, and its exit code is its own.
+  the rest of the output is dropped, the command finishes, and its exit code is its own;
+- SIGTERM (a CI job killed at its time limit) is handled like Ctrl-C: the work stops where it is,
+  what it had begun writing is removed, and the exit code is 143 (130 for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -62,6 +66,14 @@ class _ClosedPipeSafe:
         return getattr(self._stream, name)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process was, so that every ``finally`` and cleanup runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
 def warn(message: str) -> None:
     """A warning, on stderr."""
     print(f"warning: {message}", file=sys.stderr)
@@ -78,6 +90,8 @@ def run(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Nam
     stdout = sys.stdout
     if not isinstance(stdout, _ClosedPipeSafe) and hasattr(stdout, "fileno"):
         sys.stdout = _ClosedPipeSafe(stdout)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return body(args)
     except RftrtError as exc:
@@ -88,7 +102,12 @@ def run(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Nam
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if isinstance(sys.stdout, _ClosedPipeSafe):
             sys.stdout.flush()
             sys.stdout = stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Callable, Sequence
 
 from . import log, parser, run
@@ -45,4 +46,4 @@ def build_main(argv: Sequence[str] | None = None) -> int:
     """``rf-build BUNDLE``: verify the bundle, check TensorRT and the GPU, build, write engine + sidecar."""
     cli = parser("rf-build", _DESCRIPTION)
     add_build_arguments(cli)
-    return run("rf-build", cli, lambda args: build_command(args, lambda engine, bundle: f"rf-verify {engine} --bundle {bundle}"), argv)
+    return run("rf-build", cli, lambda args: build_command(args, lambda engine, bundle: shlex.join(["rf-verify", engine, "--bundle", bundle])), argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, P
         model=onnx_path.stem,
         resolution=height,
         target=target.name,
-        tensorrt_version=target.release.version,
+        tensorrt_version=target.tensorrt_version,
         dialect=target.release.dialect,
         input_name=model.graph.input[0].name,
         output_name=model.graph.output[0].name,
@@ -44,14 +45,23 @@ def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, P
     )
     if "cache" in files:
         spec = BuildSpec(onnx=str(onnx_path), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), calibration_cache=str(files["cache"]), **common)
-        commands.append(" ".join(trtexec_build_command(spec)))
+        commands.append(shlex.join(trtexec_build_command(spec)))
     if "typed" in files:
         spec = BuildSpec(onnx=str(files["typed"]), **common)
-        commands.append(" ".join(trtexec_build_command(spec)))
+        commands.append(shlex.join(trtexec_build_command(spec)))
     elif "qdq" in files and not target.strongly_typed:
         spec = BuildSpec(onnx=str(files["qdq"]), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), **common)
-        commands.append(" ".join(trtexec_build_command(spec)) + "   # explicit Q/DQ (TensorRT 10.x)")
+        commands.append(shlex.join(trtexec_build_command(spec)) + "   # explicit Q/DQ (TensorRT 10.x)")
     return commands
+
+
+def default_output_dir(onnx_path: Path) -> Path:
+    """``<ONNX folder>/<name>.int8``, or beside the folder when it is a bundle: what rf-calib writes
+    never lands inside a bundle, whose manifest would then refuse it."""
+    folder = onnx_path.parent
+    if (folder / "manifest.json").is_file():
+        return folder.parent / f"{folder.name}.int8"
+    return folder / f"{onnx_path.stem}.int8"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     out = cli.add_argument_group("output")
     out.add_argument("--format", choices=sorted(_FORMATS), help="what to write (default: what the target's TensorRT takes: weakly typed both, strongly typed qdq)")
     out.add_argument("--cache-algorithm", default=None, metavar="NAME", help="calibrator named in the cache header (default EntropyCalibration2, what trtexec --calib and DLA read)")
-    out.add_argument("--out", metavar="DIR", type=output_dir("output folder"), help="output folder (default: <ONNX folder>/<ONNX name>.int8)")
+    out.add_argument("--out", metavar="DIR", type=output_dir("output folder"), help="output folder (default: <ONNX folder>/<ONNX name>.int8; beside a bundle, <bundle>.int8, never inside it)")
     out.add_argument("--force", action="store_true", help="recalibrate even if DIR holds a calibration of another model or data")
     add_json_option(out)
     return cli
@@ -169,7 +179,7 @@ def calib_main(argv: Sequence[str] | None = None) -> int:
         check_fp32_model(model)
         if height != width:
             raise RftrtError(f"the ONNX takes {height}x{width} images; EfficientViT preprocessing gives square crops")
-        out_dir = Path(args.out) if args.out else onnx_path.parent / f"{onnx_path.stem}.int8"
+        out_dir = Path(args.out) if args.out else default_output_dir(onnx_path)
         if out_dir.exists() and not out_dir.is_dir():
             raise RftrtError(f"{out_dir} exists and is not a folder; choose another --out")
         check_output_dir(out_dir, "output folder")

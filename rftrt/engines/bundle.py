@@ -15,13 +15,13 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
 from ..errors import RftrtError
-from ..files import fsync_dir, remove_path, sha256_bytes, sha256_file, write_durable
+from ..files import deferred_signals, exchange_paths, fsync_dir, remove_path, sha256_bytes, sha256_file, write_durable
 from .build_spec import BuildSpec
 
 __all__ = ["BundleFile", "BundleReport", "MANIFEST", "BUILD_OUTPUTS", "write_bundle", "verify_bundle", "load_bundle_spec", "open_bundle"]
@@ -95,6 +95,7 @@ def write_bundle(
     *,
     force: bool = False,
     versions: Mapping[str, str],
+    log: Callable[[str], None] | None = None,
 ) -> BundleReport:
     """Write ``files`` (relative name → bytes) and their ``manifest.json`` to ``out_dir``, atomically.
 
@@ -106,6 +107,10 @@ def write_bundle(
     out_dir = Path(out_dir)
     names = sorted(_check_name(name) for name in files)
     _check_replaceable(out_dir, force)
+    others = _not_in_manifest(out_dir) if out_dir.is_dir() else []
+    if others and log is not None:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        log(f"warning: replacing {out_dir} deletes {len(others)} files other commands wrote there: {shown}")
 
     parent = out_dir.absolute().parent
     created_parents = _make_parent(parent)
@@ -154,6 +159,15 @@ def _check_replaceable(out_dir: Path, force: bool) -> None:
         raise RftrtError(f"{out_dir} exists and is not a bundle (no {MANIFEST}); refusing to replace it, choose another output path")
 
 
+def _not_in_manifest(bundle_dir: Path) -> list[str]:
+    """The files in a bundle folder that its manifest does not list (an engine, a calibration …)."""
+    try:
+        listed = set(json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))["files"]) | {MANIFEST}
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = {MANIFEST}
+    return sorted(p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file() and p.relative_to(bundle_dir).as_posix() not in listed)
+
+
 def _remove_empty(dirs: list[Path]) -> None:
     for d in dirs:  # deepest first
         try:
@@ -163,18 +177,25 @@ def _remove_empty(dirs: list[Path]) -> None:
 
 
 def _move_into_place(tmp: Path, out_dir: Path, force: bool) -> None:
+    """``tmp`` becomes ``out_dir``. Replacing a bundle is one atomic exchange where the filesystem
+    has it (Linux), else two renames; either way SIGINT and SIGTERM are held back meanwhile, so at
+    every moment ``out_dir`` is the old bundle or the new one, and no folder is left at a hidden name."""
     if not out_dir.exists() and not out_dir.is_symlink():
         os.rename(tmp, out_dir)
         return
     _check_replaceable(out_dir, force)  # again: it may have appeared or changed since the start
-    aside = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(out_dir, aside)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        os.rename(aside, out_dir)
-        raise
-    remove_path(aside)
+    with deferred_signals():
+        if exchange_paths(tmp, out_dir):
+            old = tmp  # the exchange left the old bundle at the temporary name
+        else:
+            old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(out_dir, old)
+            try:
+                os.rename(tmp, out_dir)
+            except BaseException:
+                os.rename(old, out_dir)
+                raise
+        remove_path(old)
 
 
 # --- verifying ----------------------------------------------------------------------------------

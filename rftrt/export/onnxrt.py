@@ -13,21 +13,26 @@ __all__ = ["ort_session", "run_onnx", "onnx_logits"]
 ort.set_default_logger_severity(3)
 
 
-def ort_session(model: onnx.ModelProto, threads: int = 2, spinning: bool = True) -> ort.InferenceSession:
+def ort_session(model: onnx.ModelProto, threads: int = 2, spinning: bool = True, lean: bool = False) -> ort.InferenceSession:
     """An ONNX Runtime CPU session with warnings off (its optimiser reports harmless rewrites).
     ``spinning=False`` stops ORT's worker threads spinning between runs, which would slow other work
-    in the calling thread (the calibration's histograms)."""
+    in the calling thread (the calibration's histograms). ``lean`` trades a little speed for memory
+    on graphs with many outputs: buffers go back to the system as soon as they are free (no arena)
+    and nodes run in an order that frees tensors early (rf_b3 r288's range probe: 4.8 → 1.9 GB)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
+    if lean:
+        options.enable_cpu_mem_arena = False
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(model: onnx.ModelProto, batches: dict[str, np.ndarray], threads: int = 2) -> dict[str, np.ndarray]:
-    """Run ``model`` on each named batch with one ONNX Runtime CPU session."""
-    session = ort_session(model, threads)
+def run_onnx(model: onnx.ModelProto, batches: dict[str, np.ndarray], threads: int = 2, lean: bool = False) -> dict[str, np.ndarray]:
+    """Run ``model`` on each named batch with one ONNX Runtime CPU session (``lean``: see :func:`ort_session`)."""
+    session = ort_session(model, threads, lean=lean)
     name = session.get_inputs()[0].name
     return {key: session.run(None, {name: images})[0] for key, images in batches.items()}
 

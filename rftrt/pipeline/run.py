@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,8 @@ class _Run:
     passed: onnx.ModelProto | None = None
     precision: PrecisionResult | None = None
     passed_out: dict[str, np.ndarray] | None = None
+    #: the golden images' logits of a model already run on them (by ``id`` of the model)
+    golden_logits: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def target(self):
@@ -164,17 +167,22 @@ def _precision_stage(run: _Run, record: dict) -> None:
 
 def _validate_stage(run: _Run, record: dict) -> None:
     inputs, result = run.inputs, run.result
-    typed, calibration = run.precision.typed, run.precision.calibration
+    fp16, calibration = run.precision.fp16, run.precision.calibration
     with torch.no_grad():
         torch_out = {name: run.model(torch.from_numpy(x)).numpy() for name, x in inputs.items()}
-    exported_out = run_onnx(run.exported, inputs)
-    run.passed_out = run_onnx(run.passed, {**inputs, "golden": run.golden})
-    typed_out = run_onnx(typed, inputs) if typed is not None and calibration is None else {}
+    # the golden images are the photographs unless a static batch cycles them: then no second run
+    golden_is_photos = np.array_equal(run.golden, inputs["photographs"])
+    exported_out = run_onnx(run.exported, inputs, lean=True)
+    run.passed_out = run_onnx(run.passed, inputs if golden_is_photos else {**inputs, "golden": run.golden}, lean=True)
+    fp16_out = run_onnx(fp16, inputs, lean=True) if fp16 is not None else {}
+    if golden_is_photos:
+        run.passed_out["golden"] = run.passed_out["photographs"]
+        run.golden_logits = {id(model): out["photographs"] for model, out in ((run.passed, run.passed_out), (fp16, fp16_out)) if out}
     for name in inputs:
         result.comparisons.append(compare("PyTorch", torch_out[name], "ONNX exported", exported_out[name], name, "fp32"))
         result.comparisons.append(compare("ONNX exported", exported_out[name], "ONNX after passes", run.passed_out[name], name, "passes"))
-        if typed_out:
-            result.comparisons.append(compare("ONNX after passes", run.passed_out[name], "FP16 plan", typed_out[name], name, "fp16"))
+        if fp16_out:  # INT8 builds too: what INT8 leaves runs in FP16
+            result.comparisons.append(compare("ONNX after passes", run.passed_out[name], "FP16 plan", fp16_out[name], name, "fp16"))
     if calibration is not None:
         result.comparisons += calibration.checks
         if run.model.load_report.random:
@@ -238,14 +246,14 @@ def _bundle_stage(run: _Run, record: dict) -> None:
     golden = {
         "images": run.golden,
         "logits_fp32": run.passed_out["golden"],
-        "logits": run_onnx(deployed, {"golden": run.golden})["golden"] if deployed is not run.passed else run.passed_out["golden"],
+        "logits": run.golden_logits[id(deployed)] if id(deployed) in run.golden_logits else run_onnx(deployed, {"golden": run.golden})["golden"],
     }
     files = bundle_files(spec, run.target, deployed.SerializeToString(), golden, result.plan, result.validation_lines(), run.precision.calibration)
-    bundle = write_bundle(run.resolved.out_dir, files, force=run.options.force, versions=versions())
+    bundle = write_bundle(run.resolved.out_dir, files, force=run.options.force, versions=versions(), log=run.log)
     result.out_dir = bundle.path
     result.files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in bundle.files]
     record["bytes"] = sum(f.size for f in bundle.files)
-    record["summary"] = f"{bundle.path}/ ({len(bundle.files)} files)"
+    record["summary"] = f"{bundle.path}/ ({len(bundle.files) + 1} files with its manifest)"
 
 
 def _tensorrt_version() -> str | None:
@@ -264,9 +272,10 @@ def _build_or_hand_over(run: _Run) -> None:
     """Build the engine where TensorRT is present and the GPU matches; otherwise say where to."""
     result = run.result
     trt = _tensorrt_version()
-    rf_build = f"rf-build {result.out_dir}"
+    rf_build = shlex.join(["rf-build", str(result.out_dir)])
     if trt is None:
-        result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{rf_build}` (or `bash {result.out_dir}/build.sh` with trtexec)"
+        build_sh = shlex.join(["bash", str(result.out_dir / "build.sh")])
+        result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{rf_build}` (or `{build_sh}` with trtexec)"
         result.next_commands = [rf_build]
     else:
         from ..engines.build import build_bundle
@@ -274,7 +283,7 @@ def _build_or_hand_over(run: _Run) -> None:
         try:
             built = build_bundle(result.out_dir, log=run.log)
             result.build = f"engine: {built.summary()}"
-            result.next_commands = [f"rf-verify {built.engine} --bundle {result.out_dir}"]
+            result.next_commands = [shlex.join(["rf-verify", str(built.engine), "--bundle", str(result.out_dir)])]
         except RftrtError as exc:  # e.g. a GPU of another architecture: the bundle stands, the build is the device's
             result.build = f"TensorRT {trt} found, no engine built here ({exc}); on the {run.target.display} run `{rf_build}`"
             result.next_commands = [rf_build]

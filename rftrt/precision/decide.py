@@ -26,9 +26,9 @@ class PrecisionResult:
     #: what the target deploys: the passed FP32 ONNX (weakly typed targets, FP32) or the typed rendering
     deployed: onnx.ModelProto
     plan: PrecisionPlan | None = None
-    #: the FP16 rendering of the plan (FP16 builds), or INT8's typed / Q/DQ rendering
-    typed: onnx.ModelProto | None = None
     calibration: CalibrationResult | None = None
+    #: the plan's FP16 rendering (FP16 and INT8 builds: what INT8 leaves runs in FP16)
+    fp16: onnx.ModelProto | None = None
 
 
 def decide_precision(
@@ -47,11 +47,11 @@ def decide_precision(
     if precision == "fp32":
         return PrecisionResult(precision, deployed=passed)
     plan = plan_precision(passed, photos, f"{len(photos)} bundled photographs")
-    typed = render_fp16(passed, set(plan.fp32_nodes))
-    calibration = None
+    fp16 = render_fp16(passed, set(plan.fp32_nodes))
+    typed, calibration = fp16, None
     if precision == "int8":
         calibration = calibrate(passed, calibration_source, target=target, plan=plan, log=log, **(calibration_options or {}))
         plan = calibration.plan  # calibration may pin more nodes
-        typed = calibration.typed_model or calibration.qdq_model or typed
+        typed = calibration.typed_model or calibration.qdq_model or fp16
     deployed = typed if target.strongly_typed else passed
-    return PrecisionResult(precision, deployed, plan, typed, calibration)
+    return PrecisionResult(precision, deployed, plan, calibration, fp16)

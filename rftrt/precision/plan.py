@@ -77,28 +77,38 @@ class PrecisionPlan:
         }
 
 
-def measure_ranges(model: onnx.ModelProto, graph: gs.Graph, images: np.ndarray) -> dict[str, float]:
+def measure_ranges(model: onnx.ModelProto, graph: gs.Graph, images: np.ndarray, batch: int = 1) -> dict[str, float]:
     """max |value| of every float tensor produced by a node of ``graph`` (``model`` imported, so its
-    shapes are inferred once by the caller), over ``images`` (ONNX Runtime, FP32)."""
-    tensors = [
-        t
-        for node in graph.nodes
-        for t in node.outputs
-        if t.dtype is not None and np.issubdtype(np.dtype(t.dtype), np.floating)
-    ]
+    shapes are inferred once by the caller), over ``images`` (ONNX Runtime, FP32).
+
+    The maxima are computed inside the graph (an ``Abs`` and a ``ReduceMax`` per tensor, whose
+    scalar is an extra output), so ONNX Runtime never hands back the tensors themselves, one image
+    at a time in a lean session: the memory is about one image's inference, not every activation of
+    every image (rf_b3 r288: 1.9 GB peak instead of 5.4)."""
+    floats = {t.name for node in graph.nodes for t in node.outputs if t.dtype is not None and np.issubdtype(np.dtype(t.dtype), np.floating)}
     probed = onnx.ModelProto()
     probed.CopyFrom(model)
-    existing = {o.name for o in probed.graph.output}
-    for tensor in tensors:
-        if tensor.name not in existing:
-            probed.graph.output.add(name=tensor.name)
-    session = ort_session(probed)
-    names = [o.name for o in session.get_outputs()]
-    ranges: dict[str, float] = {}
+    del probed.graph.output[:]
+    nodes, tensors = [], []
+    for node in model.graph.node:
+        nodes.append(node)
+        for name in (n for n in node.output if n in floats):
+            # right after its producer: ONNX Runtime runs nodes in this order, and a tensor whose last
+            # reader came at the end of the graph would stay alive (with all the others) until then
+            magnitude, peak = f"rftrt_range/{len(tensors)}/abs", f"rftrt_range/{len(tensors)}/max"
+            nodes += [onnx.helper.make_node("Abs", [name], [magnitude]), onnx.helper.make_node("ReduceMax", [magnitude], [peak], keepdims=0)]
+            probed.graph.output.append(onnx.helper.make_tensor_value_info(peak, onnx.TensorProto.FLOAT, []))
+            tensors.append(name)
+    del probed.graph.node[:]
+    probed.graph.node.extend(nodes)
+    session = ort_session(probed, lean=True)
+    ranges = dict.fromkeys(tensors, 0.0)
     input_name = session.get_inputs()[0].name
-    for start in range(0, len(images), 8):
-        for name, value in zip(names, session.run(names, {input_name: images[start : start + 8]})):
-            ranges[name] = max(ranges.get(name, 0.0), float(np.max(np.abs(value))) if value.size else 0.0)
+    static = session.get_inputs()[0].shape[0]
+    batch = static if isinstance(static, int) else batch  # a static-batch ONNX takes exactly its batch
+    for start in range(0, len(images), batch):
+        for name, value in zip(tensors, session.run(None, {input_name: images[start : start + batch]})):
+            ranges[name] = max(ranges[name], float(value))
     return ranges
 
 
