@@ -21,6 +21,7 @@ import torch
 
 from .. import __version__
 from ..errors import RftrtError
+from .metadata import write_metadata
 
 __all__ = ["export_onnx", "load_onnx", "INPUT_NAME", "OUTPUT_NAME", "EXPORTER_MAX_OPSET", "DEFAULT_OPSET"]
 
@@ -71,10 +72,7 @@ def export_onnx(
         )
     proto = onnx.load_from_string(buffer.getvalue())
     proto.producer_name, proto.producer_version = "rftrt", __version__
-    props = {"rftrt_version": __version__, **(metadata or {})}
-    del proto.metadata_props[:]
-    for key in sorted(props):
-        proto.metadata_props.add(key=key, value=str(props[key]))
+    write_metadata(proto, {"rftrt_version": __version__, **(metadata or {})})
     return proto
 
 

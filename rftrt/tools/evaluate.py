@@ -114,12 +114,13 @@ def _torch_weights(model) -> str:
 
 def _onnx_weights(model) -> str:
     """What an ONNX says of its weights (rf-export records them in its metadata)."""
-    props = {p.key: p.value for p in model.metadata_props}
-    sha = props.get("weights_sha256")
+    from ..export.metadata import read_metadata, recorded_weights  # onnx is loaded by now; not at import
+
+    sha = recorded_weights(model)
     if sha is None:
         return "not recorded (not an rf-export ONNX)"
     if sha == "random":
-        return props.get("weights", "random")
+        return read_metadata(model).get("weights", "random")
     return f"checkpoint sha256 {sha[:12]}…"
 
 
