@@ -60,7 +60,7 @@ CASES = [
     Case("calib-dir-corrupt", "a --calib-dir of corrupt images", "rf-export --model rf_b1 --int8 --calib-dir {corrupt} --out {tmp}/b",
          left_behind=("b",)),
     Case("calib-batch-zero", "--calib-batch 0", "rf-export --model rf_b1 --int8 --calib-dir {photos} --calib-batch 0 --out {tmp}/b", left_behind=("b",)),
-    Case("verify-batch-zero", "rf-verify --batch 0", "rf-verify --bundle {bundle} --batch 0 {tmp}/e.plan"),
+    Case("verify-batch-zero", "rf-verify --batch 0", "rf-verify --bundle {bundle} --batch 0 {file}"),
     Case("weights-random-bytes", "a checkpoint of random bytes", "rf-export --model rf_b1 --weights {random} --out {tmp}/b", left_behind=("b",)),
     Case("weights-truncated", "a truncated checkpoint", "rf-export --model rf_b1 --weights {truncated} --out {tmp}/b", left_behind=("b",)),
     # ten more, across the commands
@@ -147,6 +147,14 @@ def unlisted_files(bundle: Path) -> list[str]:
     return sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file() and str(p.relative_to(bundle)) not in listed)
 
 
+def _placeholders(text: str, places: dict[str, str]) -> str:
+    """A message with this run's temporary paths written as the case's placeholders, so that tables
+    from two runs line up."""
+    for name, path in sorted(places.items(), key=lambda item: -len(item[1])):
+        text = text.replace(path, "{" + name + "}")
+    return text.replace(sys.executable, "python3")
+
+
 def run_case(case: Case, places: dict[str, str], scripts: dict[str, str], env: dict[str, str]) -> Outcome:
     words = [w.format(**places) for w in shlex.split(case.command)]
     bundle = Path(places["bundle"]) if case.bundle_untouched else None
@@ -162,7 +170,7 @@ def run_case(case: Case, places: dict[str, str], scripts: dict[str, str], env: d
         done = subprocess.run(argv_for(words, scripts), env=env, cwd=places["tmp"], capture_output=True, text=True, timeout=600)
         code, stdout, stderr = done.returncode, done.stdout, done.stderr
     seconds = time.perf_counter() - start
-    lines = [line for line in (stderr or stdout).splitlines() if line.strip()]
+    lines = [_placeholders(line, places) for line in (stderr or stdout).splitlines() if line.strip()]
     problems = [f"left {name}" for name in case.left_behind if code != 0 and (Path(places["tmp"]) / name).exists()]
     if bundle:
         problems += [f"wrote {name} inside the bundle" for name in unlisted_files(bundle) if name not in unlisted_before]
@@ -185,10 +193,10 @@ def run_all(checkout: Path, only: set[str] | None) -> list[Outcome]:
 
 
 def markdown(outcomes: list[Outcome]) -> str:
-    rows = ["| case | command | exit | traceback | message | problems |", "|---|---|---|---|---|---|"]
+    rows = ["| case | command | exit | s | traceback | message | problems |", "|---|---|---|---|---|---|---|"]
     for o in outcomes:
         message = o.message.replace("|", "\\|")
-        rows.append(f"| {o.what} | `{o.command}` | {o.exit_code} | {'yes' if o.traceback else 'no'} | {message} | {'; '.join(o.problems) or '—'} |")
+        rows.append(f"| {o.what} | `{o.command}` | {o.exit_code} | {o.seconds:.1f} | {'yes' if o.traceback else 'no'} | {message} | {'; '.join(o.problems) or '—'} |")
     return "\n".join(rows)
 
 
