@@ -33,15 +33,20 @@ A Q/DQ rendering against its FP32 ONNX (``int8-qdq``): all outputs finite, per-i
 similarity ≥ 0.99, and the same top-1 class for ≥ 90 % of the decisive images. Eight bits lose far
 more than FP16's eleven, so FP16's 0.999 would reject good INT8 models; the trained digits model
 keeps INT8 within a fraction of a point of FP32 (docs/int8.md).
+
+Polygraphy's per-element check (``polygraphy run … --atol A --rtol R``, what ``build.sh --verify``
+runs) is derived from the same tolerances by :func:`elementwise_tolerances`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 
-__all__ = ["Comparison", "compare", "TOLERANCES"]
+__all__ = ["Comparison", "compare", "TOLERANCES", "elementwise_tolerances"]
 
 TOLERANCES = {
     "fp32": {"max_rel": 1e-4},
@@ -128,3 +133,39 @@ def compare(reference: str, ref: np.ndarray, candidate: str, out: np.ndarray, in
         finite=finite,
         passed=bool(passed),
     )
+
+
+def _floor_3_digits(x: float) -> float:
+    """``x`` cut (never rounded up) to three significant digits: a printable bound that is no looser."""
+    if x <= 0:
+        return 0.0
+    d = Decimal(x)
+    return float(d.quantize(Decimal(1).scaleb(d.adjusted() - 2), rounding=ROUND_FLOOR))
+
+
+def elementwise_tolerances(kind: str, reference: np.ndarray) -> tuple[float, float]:
+    """Polygraphy's ``(atol, rtol)`` for outputs compared with ``reference`` (N, classes) under the
+    tolerance ``kind``, such that passing Polygraphy's check implies passing :func:`compare`.
+
+    Polygraphy's default check (``--check-error-stat elemwise``, ``SimpleCompareFunc`` in
+    ``polygraphy/comparator/compare.py``) fails an element when ``|a - b| > atol`` *and*
+    ``|a - b| / |b| > rtol``, ``b`` being the loaded reference (``--load-outputs``); NaN fails. So an
+    element passes when ``|Δ| ≤ max(atol, rtol·|b|)`` (not NumPy's ``atol + rtol·|b|``). The mapping:
+
+    - ``max_rel`` kinds (max |Δ| ≤ max_rel · max|b|): ``atol = max_rel · max|b|``, ``rtol = 0``;
+    - cosine kinds (cosine ≥ c per image): an image whose error has norm ‖Δ‖ ≤ ε‖b‖ keeps
+      cosine ≥ √(1 − ε²), so ε = √(1 − c²). With ``atol = ρ · RMS(b)`` over the image with the smallest
+      RMS and ``rtol = ρ``, every element within ``max(atol, rtol·|b_i|)`` gives
+      ‖Δ‖² ≤ Σ atol² + Σ rtol²·b_i² ≤ 2ρ²‖b‖², hence ρ = ε/√2. The top-1 rule holds too: a decisive
+      image (top-2 margin above twice its largest |Δ|) cannot change class.
+
+    Polygraphy's check is therefore the stricter one: one element far off fails it where the cosine
+    may still pass. Both values are cut to three significant digits, downwards.
+    """
+    limits = TOLERANCES[kind]
+    ref = np.asarray(reference, dtype=np.float64)
+    if "max_rel" in limits:
+        return _floor_3_digits(limits["max_rel"] * (float(np.abs(ref).max()) or 1.0)), 0.0
+    rho = math.sqrt((1.0 - limits["min_cosine"] ** 2) / 2.0)
+    rms = float(np.sqrt(np.mean(ref.reshape(len(ref), -1) ** 2, axis=1)).min())
+    return _floor_3_digits(rho * rms), _floor_3_digits(rho)

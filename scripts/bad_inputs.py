@@ -138,7 +138,7 @@ def make_fixtures(shared: Path, scripts: dict[str, str], env: dict[str, str]) ->
     names = ("empty", "corrupt", "file", "random", "truncated", "bundle", "edited")
     paths = ("empty", "corrupt", "file", "random.pt", "truncated.pt", "bundle", "edited")
     places = {name: str(shared / path) for name, path in zip(names, paths)}
-    return dict(places, photos=str(PHOTOS), kit=str(shared / "kit" / "rftrt-device.pyz"))
+    return dict(places, photos=str(PHOTOS), kit=str(shared / "kit" / "rftrt-device.pyz"), kit_folder=str(shared / "kit"))
 
 
 def unlisted_files(bundle: Path) -> list[str]:

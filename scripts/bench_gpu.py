@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Figure 2 (issue 6): PyTorch FP16 on a CUDA GPU with CUDA graphs, eager and ``torch.compile``:
-rf_b1 against evit_b1 at 224×224, batch 1/8/16/32, images/s and the ratio, beside the time floor
+rf_b1 against evit_b1 at 224×224, batch 1/8/16/32, images/s and the ratio, beside the ceiling
 rf-inspect computes for the same case on this GPU. The paper's goal for the ratio is ≥ 1.35× at
 batch 8–32 (its L40 TensorRT figures).
 
@@ -142,20 +142,19 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.cuda.get_device_name(0)
     key = hardware_key_for_device(device)
-    floors: dict[tuple[str, int], float] = {}
+    ceilings: dict[tuple[str, int], float] = {}
     if key is not None:
         for model in MODELS:
             inspected = inspect_model(model, args.resolution, gpus=(key,), precision="fp16", batches=tuple(batches))
-            for f in inspected.floors:
-                if f.fused:
-                    floors[(model, f.batch)] = f.img_s
+            for limit in inspected.limits:
+                ceilings[(model, limit.batch)] = limit.ceiling_img_s
 
     rows = []
     for pair in report.pairs:
         a = report.measurement(pair.model, pair.batch, pair.backend)
         b = report.measurement(pair.vs, pair.batch, pair.backend)
         goal = "–" if pair.batch < 8 else ("met" if pair.ratio >= GOAL else "short")
-        ceiling_a, ceiling_b = floors.get((pair.model, pair.batch)), floors.get((pair.vs, pair.batch))
+        ceiling_a, ceiling_b = ceilings.get((pair.model, pair.batch)), ceilings.get((pair.vs, pair.batch))
         rows.append(
             [
                 pair.backend,
@@ -175,22 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = render_table(
         ["backend", "batch", f"{MODELS[0]} img/s", f"{MODELS[1]} img/s", "ratio", "per-round range", "goal",
-         f"{MODELS[0]} floor img/s (reached)", f"{MODELS[1]} floor img/s (reached)"],
+         f"{MODELS[0]} ceiling img/s (reached)", f"{MODELS[1]} ceiling img/s (reached)"],
         rows,
     )  # fmt: skip
     print(title)
     print(table)
     if key is None:
-        print(f"no time floor: {device} is not in rftrt/targets/hardware.toml")
+        print(f"no ceiling: {device} is not in rftrt/targets/hardware.toml")
     else:
-        print(f"floors: rf-inspect's fused memory-traffic estimate on {key} (hardware.toml), weights amortised over the batch")
+        print(f"ceilings: rf-inspect's lower bound on {key} (hardware.toml): compulsory traffic and dense FP16 compute, a limit no engine beats")
     for warning in report.warnings:
         print(f"warning: {warning}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = report.as_dict()
-    data["time_floor_img_s"] = {f"{m}@{b}": v for (m, b), v in floors.items()}
+    data["ceiling_img_s"] = {f"{m}@{b}": v for (m, b), v in ceilings.items()}
     (out / "gpu.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     plot_throughput(report, out / "gpu.png")
     (out / "gpu.md").write_text(f"# Figure 2: {title}\n\n{table}\n\n" + bench_markdown(report, "gpu.png").split("\n", 1)[1])

@@ -20,7 +20,7 @@ from rftrt.timing import LatencyStats, interleave, percentile, throughput
 from rftrt.tools.bench.backends.registry import BACKENDS, backend, backend_status
 from rftrt.tools.bench.paper import find_engines, paper_pairs
 from rftrt.tools.bench.progress import Progress
-from rftrt.tools.bench.report import bench_markdown, format_bench, write_outputs
+from rftrt.tools.bench.report import bench_markdown, format_bench, throughput_figure, write_outputs
 from rftrt.tools.bench.results import BenchSettings, Measurement, PairResult
 from rftrt.tools.bench.run import run_benchmark
 from rftrt.tools.tables import render_table
@@ -145,6 +145,25 @@ def test_reports_table_markdown_json_and_png(ort_report, tmp_path):
     with Image.open(tmp_path / "b.png") as image:
         assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
     assert bench_markdown(ort_report).count("| rf-bench") == 0  # the table is fenced, not mistaken for a title
+
+
+def test_plot_starts_at_zero_and_keeps_equal_points_of_two_models_apart(ort_report):
+    """Two models with the same figures at every batch size (as a paper-table run can have): each
+    point stays visible beside the other, and the throughput axis starts at zero."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    twin = [dataclasses.replace(m, model=m.model + "_twin") for m in ort_report.measurements if m.model == "rf_b0"]
+    report = dataclasses.replace(ort_report, measurements=[*ort_report.measurements, *twin])
+    fig = throughput_figure(report)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0
+    points = [tuple(xy) for line in ax.get_lines() for xy in line.get_xydata()]
+    assert len(points) == len(report.measurements) == 6
+    assert len(set(points)) == len(points)  # no point drawn exactly over another
+    assert sorted({round(float(x)) for x, _ in points}) == [1, 2]  # still at their batch sizes
+    plt.close(fig)
 
 
 def test_render_table_aligns_columns():

@@ -68,7 +68,8 @@ def test_plan_for_the_real_orin_bundle():
     assert plan.path == "weak-8.6"
     assert plan.network_flags == ("EXPLICIT_BATCH",)
     assert plan.builder_flags == ("FP16", "OBEY_PRECISION_CONSTRAINTS")
-    assert plan.fp32_layers == spec.fp32_layers and len(plan.fp32_layers) == 41
+    planned = json.loads((exported_bundle("orin") / "precision_plan.json").read_text())["fp32_nodes"]
+    assert plan.fp32_layers == spec.fp32_layers == tuple(planned)  # every plan node pinned, data movement too
     assert plan.profile == ((1, 3, 64, 64), (8, 3, 64, 64), (32, 3, 64, 64))
     assert plan.workspace_bytes == 4096 << 20 and plan.builder_optimization_level == 3
     assert plan.progress == "log" and plan.calibration_cache is None and plan.dla_core is None
@@ -114,6 +115,11 @@ def test_plan_dla_is_static_with_gpu_fallback():
     plan = plan_build(spec_for(target))
     assert plan.dla_core == 1 and "GPU_FALLBACK" in plan.builder_flags
     assert plan.profile == ((8, 3, 224, 224),) * 3
+
+
+def test_plan_dla_without_gpu_fallback_where_the_network_is_predicted_on_dla():
+    plan = plan_build(spec_for(load_target("orin", dla_core=0), gpu_fallback=False))
+    assert plan.dla_core == 0 and "GPU_FALLBACK" not in plan.builder_flags
 
 
 def test_plan_dla_with_a_dynamic_batch_is_refused_clearly():

@@ -1,7 +1,8 @@
-"""rf-inspect: complexity per stage, op histograms, the traffic rules on hand-built graphs, time
-floors, the DLA rules, and the command line."""
+"""rf-inspect: complexity per stage, op histograms, the traffic rules on hand-built graphs, the
+limits in the JSON, and the command line (the DLA rules: tests/test_dla_rules.py)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -13,15 +14,14 @@ from rftrt._data import load_toml
 from rftrt.cli.inspect import inspect_main
 from rftrt.errors import RftrtError
 from rftrt.models import create, list_models, model_info
-from rftrt.targets.dla import dla_rules, parse_dla_rules
 from rftrt.targets.hardware import hardware, list_hardware
 from rftrt.tools.inspect.complexity import complexity_report
-from rftrt.tools.inspect.dla import dla_rule, predict_dla
 from rftrt.tools.inspect.exported import export_and_pass
 from rftrt.tools.inspect.graph import stage_of
 from rftrt.tools.inspect.histogram import op_histogram
+from rftrt.tools.inspect.limits import paper_row
 from rftrt.tools.inspect.report import format_inspect, inspect_model
-from rftrt.tools.inspect.traffic import TrafficEstimate, memory_traffic, time_floor
+from rftrt.tools.inspect.traffic import memory_traffic
 
 RES = 64
 
@@ -159,25 +159,13 @@ def test_traffic_views_reductions_and_concat():
     assert t.output_bytes == (4 + 8 * 64) * 4
 
 
-def test_time_floor_is_the_larger_of_memory_and_compute():
-    traffic = TrafficEstimate("fp16", 10_000_000, 0, 0, 90_000_000, 40_000_000, 0, 0, {}, (0, 0), 0)
-    l40 = hardware("l40")
-    floor = time_floor(traffic, 500_000_000, l40, batch=1, fused=True)
-    assert floor.bytes_per_image == 50_000_000
-    assert floor.memory_us == pytest.approx(50e6 / 864e9 * 1e6)
-    assert floor.compute_us == pytest.approx(1e9 / 181.05e12 * 1e6)
-    assert floor.bound == "memory" and floor.floor_us == floor.memory_us and floor.img_s == pytest.approx(1e6 / floor.memory_us)
-    amortised = time_floor(traffic, 500_000_000, l40, batch=10, fused=False)
-    assert amortised.bytes_per_image == 91_000_000
-    compute = time_floor(traffic, 10**12, l40)
-    assert compute.bound == "compute" and compute.floor_us == compute.compute_us
-
-
 def test_hardware_table_has_sourced_figures():
     assert {"orin", "l40", "h100", "h200"} <= set(list_hardware())
     for key in list_hardware():
         gpu = hardware(key)
         assert gpu.memory_gb_s > 100 and gpu.fp16_dense_tflops > 10 and gpu.sources and gpu.name
+        assert 1 <= gpu.l2_mib <= 128 and gpu.l2_sources and gpu.l2_bytes == gpu.l2_mib * 2**20
+    assert (hardware("orin").l2_mib, hardware("l40").l2_mib, hardware("h100").l2_mib) == (4, 96, 50)
     assert "Jetson AGX Orin 64GB" in hardware("orin").name and "DRIVE AGX Orin" in hardware("orin").notes
     with pytest.raises(RftrtError, match="unknown GPU 'a100'; known: orin"):
         hardware("a100")
@@ -188,89 +176,6 @@ def test_stage_of_node_names():
     assert stage_of("/backbone/stages.2/op_list.1/context_module/main/core/Div") == "stage3"
     assert stage_of("/head/op_list.3/linear/Gemm") == "head"
     assert stage_of("something") == "other"
-
-
-# --- the DLA rules ------------------------------------------------------------------------------------
-
-
-def _dla_graph():
-    """x → Conv(DLA) → HardSwish(GPU) → Conv(DLA) → ReduceSum(GPU) → y."""
-    x = gs.Variable("x", np.float32, (1, 4, 8, 8))
-    conv1, a = _conv("conv1", x, 4, kernel=3)
-    hswish, b = _unary("HardSwish", "hswish", a)
-    conv2, c = _conv("conv2", b, 4, kernel=3, stride=2)
-    axes = gs.Constant("axes", np.array([2, 3], np.int64))
-    y = gs.Variable("y", np.float32, (1, 4, 1, 1))
-    reduce = gs.Node("ReduceSum", "sum", {"keepdims": 1}, [c, axes], [y])
-    return gs.Graph(nodes=[conv1, hswish, conv2, reduce], inputs=[x], outputs=[y], opset=17)
-
-
-def test_dla_rules_place_each_node_with_its_reason():
-    prediction = predict_dla(_dla_graph(), "fp16")
-    placed = {p.name: (p.device, p.reason) for p in prediction.placements}
-    assert placed["conv1"][0] == "DLA" and "kernel 1–32" in placed["conv1"][1]
-    assert placed["hswish"] == ("GPU", "HardSwish is not a DLA activation (DLA: ReLU, Sigmoid, TanH, Clipped ReLU, Leaky ReLU)")
-    assert placed["conv2"][0] == "DLA"
-    assert placed["sum"] == ("GPU", "ReduceSum: DLA's Reduce supports MAX only")
-    assert (prediction.dla_to_gpu, prediction.gpu_to_dla, prediction.transitions) == (2, 1, 3)
-    assert prediction.loadables == 2 and prediction.io_reformats == 1
-    assert "PREDICTION" in prediction.label
-    assert any("GPU fallback" in n for n in prediction.notes) and any("HardSwish" in n for n in prediction.notes)
-
-
-def test_dla_rules_precision_limits_and_attributes():
-    graph = _dla_graph()
-    conv1 = graph.nodes[0]
-    assert dla_rule(conv1, "fp32") == ("GPU", "FP32 build: DLA runs FP16 and INT8 only")
-    device, reason = dla_rule(conv1, "fp16", {"conv1": "range: 1e6"})
-    assert device == "GPU" and "kept FP32 by the precision plan (range: 1e6)" in reason
-    assert all(p.device == "GPU" for p in predict_dla(graph, "fp32").placements)
-    x = gs.Variable("x", np.float32, (1, 4, 64, 64))
-    big, _ = _conv("big", x, 4, kernel=33)
-    assert dla_rule(big)[0] == "GPU" and "outside DLA's 1–32" in dla_rule(big)[1]
-    relu, r = _unary("Relu", "relu", x)
-    assert dla_rule(relu) == ("DLA", "Activation ReLU is supported")
-    for axis, device in ((1, "DLA"), (2, "GPU")):
-        out = gs.Variable(f"cat{axis}", np.float32, (1, 4, 64, 64))
-        assert dla_rule(gs.Node("Concat", "cat", {"axis": axis}, [x, r], [out]))[0] == device
-    for low, device in ((0.0, "DLA"), (-1.0, "GPU")):
-        clip = gs.Node("Clip", "clip", {}, [x, gs.Constant(f"lo{low}", np.array(low, np.float32)), gs.Constant(f"hi{low}", np.array(6.0, np.float32))], [gs.Variable(f"c{low}", np.float32)])
-        assert dla_rule(clip)[0] == device
-    assert dla_rule(gs.Node("ReduceMax", "rmax", {}, [x], [gs.Variable("rm", np.float32)]))[0] == "DLA"
-    for op in ("MatMul", "LayerNormalization", "HardSigmoid", "Gather"):
-        assert dla_rule(gs.Node(op, op, {}, [x], [gs.Variable(op + "_o", np.float32)]))[0] == "GPU"
-
-
-def test_every_dla_rule_carries_a_source():
-    raw = load_toml("rftrt.targets", "dla_rules.toml")
-    rules = dla_rules()
-    assert rules.sources and all(rules.sources.values())
-    for section in ("precision", "loadables", "convolution", "clip", "concat"):
-        assert raw[section]["source"] in rules.sources
-    assert set(rules.ops) == set(raw["dla"]) | set(raw["gpu"])
-    for rule in rules.ops.values():
-        assert rule.source in rules.sources and rule.text and rule.device in ("DLA", "GPU")
-    assert (rules.conv_kernel, rules.conv_stride, rules.loadables_per_core) == ((1, 32), (1, 8), 16)
-    del raw["gpu"]["MatMul"]["source"]
-    with pytest.raises(RftrtError, match=r"\[gpu.MatMul\] has source None"):
-        parse_dla_rules(raw)
-    raw = load_toml("rftrt.targets", "dla_rules.toml")
-    raw["dla"]["Conv"] = {"layer": "Convolution", "source": "trt-dla-layers"}
-    with pytest.raises(RftrtError, match="Conv has more than one rule"):
-        parse_dla_rules(raw)
-
-
-def test_too_many_loadables_and_dynamic_batch_are_noted():
-    x = gs.Variable("x", np.float32, ("batch", 4, 8, 8))
-    nodes, t = [], x
-    for i in range(17):
-        conv, t = _conv(f"conv{i}", t, 4)
-        hs, t = _unary("HardSwish", f"hs{i}", t)
-        nodes += [conv, hs]
-    prediction = predict_dla(gs.Graph(nodes=nodes, inputs=[x], outputs=[t], opset=17), "fp16")
-    assert prediction.loadables == 17 and prediction.transitions == 33
-    assert any("exceed the 16 per DLA core" in n for n in prediction.notes)
-    assert any("dynamic batch" in n for n in prediction.notes)
 
 
 # --- the whole inspection and the command line -----------------------------------------------------------
@@ -292,11 +197,18 @@ def test_cli_inspects_an_onnx_file_named_by_its_metadata(rf_onnx, tmp_path, caps
     code = inspect_main(["--onnx", str(rf_onnx), "--resolution", str(RES), "--target", "orin", "--gpu", "orin,h100", "--batch", "1,8", "--json", str(out_json)])
     text = capsys.readouterr().out
     assert code == 0
-    for heading in ("## Parameters and MACs", "## Op histogram", "## Memory traffic per image", "## Time floor", "## DLA placement on orin: PREDICTION"):
+    for heading in ("## Parameters and MACs", "## Op histogram", "## Memory traffic per image", "## Limits per batch", "## DLA placement on orin: PREDICTION"):
         assert heading in text
     data = json.loads(out_json.read_text())
     assert data["model"] == "rf_b0" and data["complexity"]["params"] == sum(p.numel() for p in create("rf_b0", RES).parameters())
-    assert len(data["time_floors"]) == 2 * 2 * 2  # GPUs × batches × (unfused, fused)
+    assert "time_floors" not in data  # the rooflines that measurements beat are gone
+    assert [(x["gpu"], x["batch"]) for x in data["limits"]] == [("orin", 1), ("orin", 8), ("h100", 1), ("h100", 8)]
+    for limit in data["limits"]:
+        assert {"gpu", "batch", "lower_bound_us", "estimate_us", "ceiling_img_s"} <= set(limit)
+        assert limit["estimate_us"] >= limit["lower_bound_us"] > 0
+        assert limit["ceiling_img_s"] == pytest.approx(limit["batch"] * 1e6 / limit["lower_bound_us"])
+    assert set(data["limit_kinds"]) == {"lower bound", "model estimate"} and data["paper"] is None  # no r64 row
+    assert "lower bound: a time no implementation can beat" in text and "model estimate: " in text
     dla = data["dla_placement"]
     assert dla["dla_nodes"] + dla["gpu_nodes"] == sum(data["op_histogram"]["after"].values())
     assert dla["transitions"] == dla["dla_to_gpu"] + dla["gpu_to_dla"] > 0
@@ -311,6 +223,27 @@ def test_inspect_without_dla_target(rf_onnx):
     assert report.dla is None and any("has no DLA" in n for n in report.notes)
     assert report.traffic.precision == "fp32" and report.traffic.fp32_tensors == 0
     assert "## DLA placement" not in format_inspect(report)
+    # the paper's measurements, where a row exists, beside our ceiling
+    shown = format_inspect(replace(report, paper=paper_row("rf_b1", 224)))
+    ceiling = report.limits[0].ceiling_img_s
+    row = next(line for line in shown.splitlines() if line.startswith("| l40"))
+    assert [c.strip() for c in row.strip("|").split("|")][-2:] == ["4,149", f"{4149 / ceiling:.1%}"]
+    assert "Avg Mem BW): 26.02 MB/image" in shown
+    assert "paper img/s" in format_inspect(report) and "Avg Mem BW" not in format_inspect(report)
+
+
+def test_inspect_for_a_dla_core_says_what_a_build_without_fallback_does(rf_onnx):
+    """With --dla the graph is the one rf-export --dla deploys: after the DLA rewrites nothing of a
+    ReduceFormer is left for the GPU (no HardSwish, no spatial ReduceSum), so a build without GPU
+    fallback is predicted to succeed in one loadable."""
+    report = inspect_model(None, RES, onnx.load(str(rf_onnx)), target="orin", gpus=("orin",), batches=(1,), dla_core=0)
+    dla = report.dla.as_dict()
+    assert dla["core"] == 0 and dla["loadables_per_core"] == 16
+    assert dla["without_fallback"] is True and dla["without_fallback_reason"].startswith("succeeds: ")
+    assert dla["gpu_nodes"] == 0 and dla["loadables"] == 1
+    assert not {p["op"] for p in dla["placements"]} & {"HardSwish", "ReduceSum", "GlobalAveragePool", "LayerNormalization", "Gemm"}
+    text = format_inspect(report)
+    assert "## DLA placement on orin DLA core 0: PREDICTION" in text and "without GPU fallback the build succeeds" in text
 
 
 def _error(capsys, argv):
@@ -326,3 +259,5 @@ def test_cli_bad_input(capsys, tmp_path, rf_onnx):
     assert "takes 64×64 images but --resolution is 224" in _error(capsys, ["--onnx", str(rf_onnx)])
     assert "unknown target" in _error(capsys, ["--model", "rf_b0", "--target", "mars"]).lower()
     assert "--model is required" in _error(capsys, [])
+    assert "--dla needs --target" in _error(capsys, ["--model", "rf_b0", "--dla", "0"])
+    assert "has no DLA" in _error(capsys, ["--model", "rf_b0", "--target", "l40", "--dla", "0"])

@@ -45,7 +45,7 @@ def test_fp16_bundle_for_each_target_and_dialect(tmp_path, target, trt, dialect)
 
     names = sorted(p.name for p in out.iterdir())
     onnx_name = "rf_b0.fp16.onnx" if dialect == "strong" else "rf_b0.onnx"
-    assert names == sorted([onnx_name, "build.json", "build.sh", "golden.npz", "README.md", "precision_plan.json", "rftrt-device.pyz", "manifest.json"])
+    assert names == sorted([onnx_name, "build.json", "build.sh", "golden.npz", "polygraphy_inputs.json", "polygraphy_outputs.json", "README.md", "precision_plan.json", "rftrt-device.pyz", "manifest.json"])
     verify_bundle(out)
     assert os.access(out / "build.sh", os.X_OK)
 
@@ -60,6 +60,12 @@ def test_fp16_bundle_for_each_target_and_dialect(tmp_path, target, trt, dialect)
         assert half > len(weights) / 2 and spec.fp32_layers == ()
     else:
         assert half == 0 and len(spec.fp32_layers) > 0
+        # every plan node is pinned, data movement included: left unpinned, TensorRT may run a Reshape
+        # of an FP32 tensor in FP16, which is the overflow the plan exists to prevent
+        plan = json.loads((out / "precision_plan.json").read_text())
+        ops = {n.name: n.op_type for n in model.graph.node}
+        assert spec.fp32_layers == tuple(plan["fp32_nodes"])
+        assert {"Reshape", "Transpose", "Concat", "Split"} & {ops[name] for name in spec.fp32_layers}
 
     script = (out / "build.sh").read_text()
     assert subprocess.run(["bash", "-n", str(out / "build.sh")]).returncode == 0
@@ -91,7 +97,7 @@ def test_every_model_gives_a_validated_orin_bundle(tmp_path, name):
 def test_same_inputs_give_byte_identical_bundles(tmp_path):
     first, _ = _export(tmp_path, "a", precision="fp16")
     second, _ = _export(tmp_path, "b", precision="fp16")
-    for name in ("manifest.json", "rf_b0.onnx", "golden.npz", "build.json", "build.sh"):
+    for name in ("manifest.json", "rf_b0.onnx", "golden.npz", "polygraphy_inputs.json", "polygraphy_outputs.json", "build.json", "build.sh"):
         assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
 
 
@@ -103,6 +109,21 @@ def test_dla_bundle_is_static_and_says_so(tmp_path):
     model = onnx.load(result.out_dir / "rf_b0.onnx")
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
     assert "--useDLACore=1" in (result.out_dir / "build.sh").read_text()
+
+
+def test_dla_bundle_drops_gpu_fallback_only_where_the_prediction_places_everything_on_dla(tmp_path):
+    """ReduceFormer after the DLA rewrites is predicted entirely on DLA: the bundle builds without GPU
+    fallback, so a network TensorRT would split fails its build instead of running partly on the GPU.
+    EfficientViT keeps its MatMuls on the GPU: its bundle keeps the fallback and says why."""
+    for model, expected in (("rf_b0", False), ("evit_b0", True)):
+        result, lines = _export(tmp_path, name=model, model=model, precision="fp16", dla_core=0)
+        spec = BuildSpec.from_json((result.out_dir / "build.json").read_text())
+        prediction = json.loads((result.out_dir / "dla_prediction.json").read_text())
+        assert spec.gpu_fallback is expected and prediction["without_fallback"] is (not expected)
+        assert ("--allowGPUFallback" in (result.out_dir / "build.sh").read_text()) is expected
+        note = next(n for n in spec.notes if n.startswith("DLA core 0 with"))
+        assert note.startswith("DLA core 0 with GPU fallback" if expected else "DLA core 0 without GPU fallback")
+        assert any(note in line for line in lines)
 
 
 def test_fp32_bundle_and_json_report(tmp_path, capsys):

@@ -12,7 +12,7 @@ from helpers import spec_for as shared_spec_for
 
 from rftrt.engines.build_spec import BuildSpec, Int8Source
 from rftrt.engines.bundle import write_bundle
-from rftrt.engines.trtexec import build_script, trtexec_bench_command, trtexec_build_command
+from rftrt.engines.trtexec import PolygraphyCheck, build_script, polygraphy_command, trtexec_bench_command, trtexec_build_command
 from rftrt.targets.batch import BatchProfile
 from rftrt.targets.profiles import Target, load_target
 
@@ -90,6 +90,13 @@ def test_orin_86_on_dla_core_0():
         "--allowGPUFallback",
         "--skipInference",
     ]
+
+
+def test_dla_without_gpu_fallback_where_the_network_is_predicted_on_dla():
+    spec = spec_for(load_target("orin", dla_core=0), gpu_fallback=False)
+    argv = trtexec_build_command(spec)
+    assert "--useDLACore=0" in argv and "--allowGPUFallback" not in argv
+    assert "DLA core 0 entirely, without GPU fallback" in build_script(spec)
 
 
 # --- dialects and versions ----------------------------------------------------------------------
@@ -224,15 +231,15 @@ def fake_trtexec(tmp_path):
     return bin_dir
 
 
-def _bundle(tmp_path: Path, spec: BuildSpec) -> Path:
+def _bundle(tmp_path: Path, spec: BuildSpec, check: PolygraphyCheck | None = None) -> Path:
     report = write_bundle(
-        tmp_path / "bundle", {"build.sh": build_script(spec).encode(), "build.json": spec.to_json().encode()}, versions={}
+        tmp_path / "bundle", {"build.sh": build_script(spec, check).encode(), "build.json": spec.to_json().encode()}, versions={}
     )
     return report.path
 
 
-def _run(bundle: Path, *args: str, path: str, log: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": path, "ARGS_LOG": str(log), "HOME": str(bundle)}
+def _run(bundle: Path, *args: str, path: str, log: Path, polygraphy_rc: int = 0) -> subprocess.CompletedProcess:
+    env = {"PATH": path, "ARGS_LOG": str(log), "HOME": str(bundle), "POLYGRAPHY_RC": str(polygraphy_rc)}
     # Run from elsewhere: build.sh must cd to its own folder.
     return subprocess.run(["bash", str(bundle / "build.sh"), *args], cwd="/", env=env, capture_output=True, text=True, timeout=30)
 
@@ -255,7 +262,7 @@ def _recorded(log: Path) -> list[list[str]]:
 )
 def test_build_script_passes_bash_syntax_check(tmp_path, target):
     script = tmp_path / "build.sh"
-    script.write_text(build_script(spec_for(target, fp32_layers=FP32_LAYERS)))
+    script.write_text(build_script(spec_for(target, fp32_layers=FP32_LAYERS), CHECK))
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -373,3 +380,91 @@ def test_an_int8_source_that_does_not_match_the_spec_is_refused():
     ]
     for spec, words in cases:
         assert words in one_line_error(trtexec_build_command, spec), words
+
+
+# --- build.sh: the engine must exist; --verify with Polygraphy --------------------------------------
+
+CHECK = PolygraphyCheck("polygraphy_inputs.json", "polygraphy_outputs.json", 0.0248, 0.0316, "fp16")
+FAKE_POLYGRAPHY = """#!/usr/bin/env bash
+# Stands in for polygraphy: records its arguments like the fake trtexec, exits with $POLYGRAPHY_RC.
+printf '%s\\n' "$@" >> "$ARGS_LOG"
+echo '---' >> "$ARGS_LOG"
+[ "$POLYGRAPHY_RC" = 0 ] && echo "[I] PASSED | Command: polygraphy $*" || echo "[E] FAILED | Command: polygraphy $*"
+exit "$POLYGRAPHY_RC"
+"""
+
+
+@pytest.fixture
+def fake_polygraphy(fake_trtexec):
+    exe = fake_trtexec / "polygraphy"
+    exe.write_text(FAKE_POLYGRAPHY)
+    exe.chmod(0o755)
+    return fake_trtexec
+
+
+def test_build_script_fails_when_trtexec_writes_no_engine(tmp_path, fake_trtexec):
+    # A trtexec that exits 0 without writing the engine (and an engine left from an earlier build,
+    # which must not pass for this one).
+    (fake_trtexec / "trtexec").write_text("#!/usr/bin/env bash\necho '&&&& PASSED TensorRT.trtexec'\n")
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    (bundle / "model.engine").write_text("engine of an earlier build\n")
+    (bundle / "model.engine.json").write_text("{}\n")
+    result = _run(bundle, path=f"{fake_trtexec}:/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 1, result.stdout
+    assert "build.sh: trtexec exited 0 but wrote no model.engine (see build.log)" in result.stderr
+    assert "built model.engine" not in result.stdout and "to time it" not in result.stdout
+    assert not (bundle / "model.engine").exists() and not (bundle / "model.engine.json").exists()
+
+
+def test_build_script_fails_on_an_empty_engine(tmp_path, fake_trtexec):
+    (fake_trtexec / "trtexec").write_text(FAKE_TRTEXEC.replace("echo engine >", ": >"))
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    result = _run(bundle, path=f"{fake_trtexec}:/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 1 and "wrote no model.engine" in result.stderr
+
+
+def test_polygraphy_command():
+    assert polygraphy_command("model.engine", "--trt", CHECK) == [
+        "polygraphy", "run", "model.engine", "--trt",
+        "--load-inputs", "polygraphy_inputs.json", "--load-outputs", "polygraphy_outputs.json",
+        "--check-error-stat", "elemwise", "--atol", "0.0248", "--rtol", "0.0316",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [("--verify",), ("--bench", "--verify"), ("--verify", "--bench")])
+def test_build_script_verify_runs_polygraphy_on_the_engine_before_the_benchmark(tmp_path, fake_polygraphy, args):
+    spec = spec_for(load_target("orin"))
+    bundle = _bundle(tmp_path, spec, CHECK)
+    log = tmp_path / "args.log"
+    result = _run(bundle, *args, path=f"{fake_polygraphy}:/usr/bin:/bin", log=log)
+    assert result.returncode == 0, result.stderr
+    expected = [trtexec_build_command(spec)[1:], polygraphy_command(spec.engine, "--trt", CHECK)[1:]]
+    assert _recorded(log) == expected + ([trtexec_bench_command(spec)[1:]] if "--bench" in args else [])
+    assert "PASSED" in (bundle / "verify.log").read_text()
+    assert "==> model.engine matches the reference (atol 0.0248, rtol 0.0316)" in result.stdout
+
+
+def test_build_script_verify_fails_on_a_mismatch(tmp_path, fake_polygraphy):
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")), CHECK)
+    log = tmp_path / "args.log"
+    result = _run(bundle, "--verify", "--bench", path=f"{fake_polygraphy}:/usr/bin:/bin", log=log, polygraphy_rc=1)
+    assert result.returncode == 1
+    assert "build.sh: model.engine differs from the ONNX Runtime reference beyond atol 0.0248, rtol 0.0316" in result.stderr
+    assert len(_recorded(log)) == 2 and not (bundle / "bench.log").exists()  # no timing of a wrong engine
+
+
+def test_build_script_verify_without_polygraphy_says_so_before_building(tmp_path, fake_trtexec):
+    if shutil.which("polygraphy", path="/usr/bin:/bin"):
+        pytest.skip("a real polygraphy is installed in /usr/bin or /bin")
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")), CHECK)
+    log = tmp_path / "args.log"
+    result = _run(bundle, "--verify", path=f"{fake_trtexec}:/usr/bin:/bin", log=log)
+    assert result.returncode == 127 and "polygraphy not found" in result.stderr and "POLYGRAPHY=" in result.stderr
+    assert not log.exists() and not (bundle / "model.engine").exists()
+
+
+def test_build_script_without_polygraphy_files_has_no_verify(tmp_path, fake_polygraphy):
+    bundle = _bundle(tmp_path, spec_for(load_target("orin")))
+    result = _run(bundle, "--verify", path=f"{fake_polygraphy}:/usr/bin:/bin", log=tmp_path / "args.log")
+    assert result.returncode == 2 and "usage" in result.stderr and "--verify" not in result.stderr
+    assert "--verify" in build_script(spec_for(load_target("orin")), CHECK)

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         "--backend",
         type=_backend_names,
         default="ort",
-        help="ort, ort-cuda, torch, torch-compile, trt, a comma list, or all (available ones; others skipped with the reason). Default ort",
+        help="ort, ort-cuda, torch, torch-compile, trt, a comma list, or all (available ones; others skipped with the reason); "
+        "or triton alone (a running server, --url). Default ort",
     )
     how.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="default: fp32 for ort, fp16 for torch, the engine's for trt")
     how.add_argument("--batch", type=batch_sizes, metavar="N[,N…]", help="batch sizes (default: 1,8 on the CPU, 1,8,16,32 on a GPU)")
@@ -46,10 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--copies", choices=("include", "exclude"), help="time host↔device copies or not (GPU backends; default per backend)")
     how.add_argument("--compile-mode", metavar="MODE", help="torch.compile mode for torch-compile (default: default; max-autotune-no-cudagraphs autotunes for longer)")
     how.add_argument("--contiguous", action="store_true", help="torch backends: NCHW-contiguous activations instead of channels-last")
+    server = cli.add_argument_group("triton (a running Triton Inference Server serving a bundle's repository: rf-triton)")
+    server.add_argument("--url", metavar="HOST:PORT", help="the server (gRPC port 8001 or HTTP port 8000 by default in Triton)")
+    server.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="default grpc")
+    server.add_argument("--bundle", metavar="BUNDLE", help="the bundle the served model was exported as: its golden images and reference")
+    server.add_argument("--triton-model", metavar="NAME", help="the model's name on the server (default: the bundle's model, the TensorRT plan)")
+    server.add_argument("--concurrency", type=batch_sizes, metavar="N[,N…]", default=[1, 2, 4, 8], help="requests in flight to sweep (default 1,2,4,8)")
     method = cli.add_argument_group("method")
     method.add_argument("--warmup", type=int, metavar="N", help="untimed iterations per model and batch size")
     method.add_argument("--rounds", type=int, metavar="N", help="interleaved rounds")
-    method.add_argument("--iterations", type=int, metavar="N", help="timed iterations per model per round")
+    method.add_argument("--iterations", type=int, metavar="N", help="timed iterations per model per round (triton: timed requests per stream)")
     method.add_argument("--rotate", type=int, metavar="N", help="distinct input batches cycled through")
     out = cli.add_argument_group("output")
     add_json_option(out, "the results")
@@ -92,6 +99,27 @@ def _request(args: argparse.Namespace) -> BenchRequest:
     )
 
 
+def _triton(args: argparse.Namespace) -> int:
+    """``--backend triton``: the served model checked against the bundle, then load-tested."""
+    from ..errors import RftrtError
+    from ..tools.bench.backends.triton import TritonBench, run_triton_bench, write_triton_outputs
+
+    if not args.url or not args.bundle:
+        raise RftrtError("--backend triton needs --url HOST:PORT and --bundle BUNDLE (the bundle the server's repository was written from)")
+    if args.model or args.vs or args.paper_table or args.engine or args.vs_engine:
+        raise RftrtError("--backend triton takes its model from --bundle (and --triton-model); leave out --model, --vs, --paper-table and the engines")
+    timing = {"warmup": args.warmup, "requests": args.iterations}
+    request = TritonBench(
+        url=args.url, bundle=args.bundle, protocol=args.protocol, model=args.triton_model, batches=args.batch,
+        concurrencies=args.concurrency, **{k: v for k, v in timing.items() if v is not None},
+    )  # fmt: skip
+    report = run_triton_bench(request)
+    print("\n".join(report.lines()))
+    for path in write_triton_outputs(report, args.json, args.markdown, args.plot, args.out):
+        print(f"wrote {path}")
+    return 0 if report else 1
+
+
 def bench_main(argv: Sequence[str] | None = None) -> int:
     """``rf-bench``: latency and throughput of two models side by side, interleaved."""
 
@@ -103,6 +131,8 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
         if args.list_backends:
             print(format_backend_status(backend_status()))
             return 0
+        if args.backend == ["triton"]:
+            return _triton(args)
         progress = Progress(not args.quiet)
         report = _request(args).run(progress)
         progress.done()

@@ -44,13 +44,13 @@ def _next_commands(model, result, onnx_path: Path, out: Path, files: dict[str, P
         timing_cache=str(out / "timing.cache"),
     )
     if "cache" in files:
-        spec = BuildSpec(onnx=str(onnx_path), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), calibration_cache=str(files["cache"]), **common)
+        spec = BuildSpec(onnx=str(onnx_path), fp32_layers=tuple(result.plan.fp32_nodes), calibration_cache=str(files["cache"]), **common)
         commands.append(shlex.join(trtexec_build_command(spec)))
     if "typed" in files:
         spec = BuildSpec(onnx=str(files["typed"]), **common)
         commands.append(shlex.join(trtexec_build_command(spec)))
     elif "qdq" in files and not target.strongly_typed:
-        spec = BuildSpec(onnx=str(files["qdq"]), fp32_layers=tuple(result.plan.weakly_typed_layers(model)), **common)
+        spec = BuildSpec(onnx=str(files["qdq"]), fp32_layers=tuple(result.plan.fp32_nodes), **common)
         commands.append(shlex.join(trtexec_build_command(spec)) + "   # explicit Q/DQ (TensorRT 10.x)")
     return commands
 

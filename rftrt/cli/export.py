@@ -54,6 +54,7 @@ def _options(args: argparse.Namespace):
         calib_images=args.calib_images,
         calib_batch=args.calib_batch,
         calib_method=args.calib_method,
+        triton=args.triton,
     )
 
 
@@ -68,7 +69,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--resolution", type=int, default=224, help="input size, a multiple of 32 ≥ 64 (default 224)")
     what.add_argument("--weights", metavar="FILE", help="checkpoint (official or timm naming); random weights without it")
     what.add_argument("--num-classes", type=int, default=1000)
-    add_target_options(cli, dla="DLA core (Orin targets) with GPU fallback; makes the batch static")
+    add_target_options(cli, dla="DLA core (Orin targets); makes the batch static and rewrites the network into DLA layers; GPU fallback only where the placement prediction says it is needed")
     how = cli.add_argument_group("export")
     precision = how.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 with the precision plan's FP32 islands")
@@ -84,6 +85,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     out = cli.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", type=output_dir("bundle folder"), help="bundle directory (default rftrt_out/<model>-r<res>-<target>-trt<ver>-<precision>)")
     out.add_argument("--force", action="store_true", help="replace an existing output directory")
+    out.add_argument("--triton", action="store_true", help="also write a Triton model repository beside the bundle (L40; rf-triton for its options)")
     add_json_option(out)
     info = cli.add_argument_group("information")
     info.add_argument("--list-models", action="store_true", help="build every model and print the zoo table")

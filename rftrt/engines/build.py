@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import RftrtError
 from ..files import sha256_file, write_file_atomic
+from ..targets.dla import PREDICTION_FILE
 from ..targets.profiles import load_target
 from .build_decisions import BuildPlan
 from .build_plan import DIALECT_WORDS, check_tensorrt_version, plan_build
@@ -27,7 +28,7 @@ from .plan_file import read_plan_header
 from .sidecar import sidecar_path, sidecar_record
 from .tensorrt_api import import_tensorrt, installed_tensorrt_version, missing_api
 
-__all__ = ["BuildResult", "build_bundle"]
+__all__ = ["BuildResult", "build_bundle", "read_dla_prediction"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class BuildResult:
         dla = ""
         if r["dla"].get("core") is not None:
             dla = f"; DLA core {r['dla']['core']}: {r['dla'].get('network_layers_on_dla')} network layers on DLA"
+            check = r["dla"].get("prediction")
+            if check:
+                dla += f" (the prediction agrees on {check['agree']} of {check['nodes_compared']} nodes)"
         return (
             f"{self.engine} ({r['engine_bytes'] / 2**20:.1f} MiB, TensorRT {r['tensorrt']['version']}, {r['tensorrt']['path']}, "
             f"{r['gpu'].get('name', 'GPU unknown')}); layers: {precisions}{dla}; sidecar {self.sidecar.name}"
@@ -88,6 +92,20 @@ def _gpu_for(spec: BuildSpec, allow_other_gpu: bool, log: Callable[[str], None])
     return gpu
 
 
+def read_dla_prediction(bundle_dir: Path) -> dict | None:
+    """The bundle's predicted DLA placement (rf-export writes it for a DLA core), or None without one."""
+    path = bundle_dir / PREDICTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RftrtError(f"{path} is not valid JSON ({exc}); re-export the bundle") from None
+    if not isinstance(data, dict) or not isinstance(data.get("placements"), list):
+        raise RftrtError(f"{path} is not a DLA placement prediction (no placements); re-export the bundle")
+    return data
+
+
 def build_bundle(
     bundle_dir: str | Path,
     *,
@@ -121,6 +139,7 @@ def build_bundle(
         verbose=verbose,
     )
     state.record["gpu"] = gpu
+    state.dla_prediction = read_dla_prediction(bundle_dir) if spec.dla_core is not None else None
     for step in PATH_STEPS[plan.path]:
         step(state)
     assert state.serialized is not None

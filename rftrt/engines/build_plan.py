@@ -103,7 +103,7 @@ def plan_build(spec: BuildSpec, tensorrt_version: str | None = None) -> BuildPla
     fp32_layers = tuple(spec.fp32_layers) if weak and spec.precision != "fp32" else ()
     if fp32_layers:
         builder_flags.append("OBEY_PRECISION_CONSTRAINTS")
-    if spec.dla_core is not None:
+    if spec.dla_core is not None and spec.gpu_fallback:
         builder_flags.append("GPU_FALLBACK")
     shapes = tuple(tuple(spec.batch.shape(which, spec.resolution)) for which in ("min", "opt", "max"))
     return BuildPlan(

@@ -51,6 +51,10 @@ class BuildSpec:
     #: ONNX node names to pin to FP32 (weakly typed dialect only; the typed ONNX carries them)
     fp32_layers: tuple[str, ...] = ()
     dla_core: int | None = None
+    #: DLA only: whether layers DLA cannot run may fall back to the GPU. rf-export turns it off where
+    #: the bundle's placement prediction has the whole network on DLA in loadables one core holds, so
+    #: that a build which would split the network fails instead of silently running partly on the GPU.
+    gpu_fallback: bool = True
     workspace_mib: int = 4096
     builder_optimization_level: int = 3
     engine: str = "model.engine"

@@ -3,7 +3,8 @@
 Every path (:mod:`rftrt.engines.build_plan` says which one a bundle takes and with what flags): an
 optimisation profile from the bundle's batch (when the ONNX's batch is dynamic), the workspace pool
 limit, the builder optimisation level, a timing cache read from and written back to a file, DLA
-(``default_device_type``, ``DLA_core``, ``GPU_FALLBACK``; static shapes only) and an engine inspector
+(``default_device_type``, ``DLA_core``, ``GPU_FALLBACK``; static shapes only; ``can_run_on_DLA`` per
+layer set beside the bundle's predicted placement, and on strong-11 the parser's own DLA check) and an engine inspector
 dump of each layer's precision, checked against the precision plan
 (:func:`~rftrt.engines.build_decisions.check_layer_precisions`).
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from ..errors import RftrtError
 from ..files import write_file_atomic
+from ..targets.dla import compare_with_tensorrt
 from .build_decisions import (
     BuildPlan,
     cache_for_tensorrt,
@@ -76,6 +78,8 @@ class BuildState:
     network_layers: list = field(default_factory=list)
     #: set by the calibrator when TensorRT asks it for images: why the build must fail
     calibration_rejected: str | None = None
+    #: the bundle's predicted DLA placement (``dla_prediction.json``), set beside TensorRT's answer
+    dla_prediction: dict | None = None
     record: dict = field(default_factory=dict)
 
 
@@ -324,14 +328,54 @@ def _use_dla(state: BuildState) -> None:
         raise RftrtError(f"DLA core {core} does not exist here: this device has {cores} DLA cores, numbered 0..{cores - 1}")
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = core
-    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    on_dla = sum(bool(config.can_run_on_DLA(network.get_layer(i))) for i in range(network.num_layers))
+    if "GPU_FALLBACK" in state.plan.builder_flags:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    answers = [bool(config.can_run_on_DLA(network.get_layer(i))) for i in range(network.num_layers)]
     state.record["dla"] = {
         "core": core,
-        "network_layers_on_dla": on_dla,
-        "network_layers_on_gpu": network.num_layers - on_dla,
+        "network_layers_on_dla": sum(answers),
+        "network_layers_on_gpu": len(answers) - sum(answers),
         "basis": "IBuilderConfig.can_run_on_DLA for each network layer, before the build",
     }
+    if state.dla_prediction is not None:
+        # the parser names each node's layers after the node, as for the FP32 pins
+        nodes = [p["name"] for p in state.dla_prediction.get("placements", [])]
+        node_layers, _ = match_fp32_layers([name for name, _ in state.network_layers], nodes)
+        state.record["dla"]["prediction"] = compare_with_tensorrt(state.dla_prediction, node_layers, answers)
+
+
+@uses(
+    "Builder.create_network",
+    "OnnxParser",
+    "OnnxParser.set_flag",
+    "OnnxParser.set_builder_config",
+    "OnnxParser.parse_from_file",
+    "OnnxParser.num_errors",
+    "OnnxParser.get_error",
+    "ParserError.desc",
+    "ParserError.node",
+    "OnnxParserFlag.REPORT_CAPABILITY_DLA",
+)
+def _probe_parser_dla(state: BuildState) -> None:
+    """The parser's own DLA answer, where the release has it (REPORT_CAPABILITY_DLA: 10.16 and 11.4
+    of the releases checked; not 8.6 or 10.3, so only the strong-11 path runs this): a second parse,
+    into a network that is not built, which fails at the first node whose layer cannot run on DLA."""
+    if state.plan.dla_core is None:
+        return
+    trt = state.trt
+    state.log("probing the ONNX parser's DLA capability (REPORT_CAPABILITY_DLA): an error it logs is recorded, not fatal")
+    network = state.builder.create_network(0)
+    parser = trt.OnnxParser(network, state.logger)
+    parser.set_flag(trt.OnnxParserFlag.REPORT_CAPABILITY_DLA)
+    parser.set_builder_config(state.config)
+    parsed = bool(parser.parse_from_file(str(state.onnx_path)))
+    errors = [parser.get_error(i) for i in range(parser.num_errors)]
+    state.record["dla"]["parser_capability"] = {
+        "basis": "OnnxParserFlag.REPORT_CAPABILITY_DLA with the build's config: parsing fails at the first node that cannot run on DLA",
+        "every_node_on_dla": parsed,
+        "first_failure": {"desc": errors[0].desc(), "node": int(errors[0].node())} if errors else None,
+    }
+    state.keep += [network, parser]  # freed after the build, the parser first (the list frees its last item first)
 
 
 @uses(
@@ -460,7 +504,7 @@ PATH_STEPS: dict[str, tuple[Callable[[BuildState], None], ...]] = {
     "weak-8.6": (_create_builder, _create_network_explicit_batch, *_WEAK, _use_progress_log, *_FINISH),
     "weak-10": (_create_builder, _create_network, *_WEAK, _use_progress_monitor, *_FINISH),
     "strong-10": (_create_builder, _create_network_strongly_typed, *_STRONG, _use_progress_monitor, *_FINISH),
-    "strong-11": (_create_builder, _create_network, *_STRONG, _use_progress_monitor, *_FINISH),
+    "strong-11": (_create_builder, _create_network, *_STRONG, _probe_parser_dla, _use_progress_monitor, *_FINISH),
 }
 
 #: Every TensorRT name each path touches, derived from the steps' declarations.

@@ -10,7 +10,7 @@ every emitted flag against it):
   ``--memPoolSize=workspace:N`` (8.6 reads N in MiB and knows no suffix; 10.x takes base-2 suffixes and
   we write ``4096M``; ``--workspace`` is gone in 10), ``--builderOptimizationLevel`` (since 8.6),
   ``--timingCacheFile``, ``--skipInference`` (build only; ``--buildOnly`` is its deprecated alias),
-  ``--useDLACore=N --allowGPUFallback``;
+  ``--useDLACore=N``, with ``--allowGPUFallback`` unless the whole network is predicted on DLA;
 - weakly typed (8.x, 10.x): ``--fp16``; ``--int8 --fp16`` (plus ``--calib=FILE`` for a calibration
   cache); FP32 pins as ``--precisionConstraints=obey --layerPrecisions=name:fp32,…`` (trtexec splits the
   list on "," and each entry on its last ":"; 10.x reads one "*" in a name as a wildcard);
@@ -25,11 +25,17 @@ Time" does not. The defaults flipped in 11.x (read in the 11.3.0 ``InferenceOpti
 are off unless ``--includeDataTransfers``, CUDA graphs and spin-wait are on (``--useCudaGraph`` and
 ``--useSpinWait`` are deprecated no-ops, ``--noCudaGraph`` turns graphs off). 8.6 and 10.x need
 ``--useCudaGraph --useSpinWait`` and have copies on by default. CUDA graphs cannot capture DLA engines.
+
+``build.sh --verify`` checks the engine with Polygraphy and no rftrt (:func:`polygraphy_command`):
+``polygraphy run ENGINE --trt --load-inputs … --load-outputs …`` on the bundle's golden data in
+Polygraphy's JSON format, with per-element tolerances worked out at export time
+(:func:`rftrt.comparison.elementwise_tolerances`) and carried here as a :class:`PolygraphyCheck`.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from .. import __version__
 from ..errors import RftrtError
@@ -37,7 +43,7 @@ from ..targets.batch import BatchProfile
 from ..targets.tensorrt import version_tag
 from .build_spec import INT8_ROUTES, BuildSpec
 
-__all__ = ["trtexec_build_command", "trtexec_bench_command", "build_script"]
+__all__ = ["PolygraphyCheck", "trtexec_build_command", "trtexec_bench_command", "polygraphy_command", "build_script"]
 
 _PRECISIONS = ("fp32", "fp16", "int8")
 _DIALECTS = ("weak", "strong")
@@ -148,7 +154,7 @@ def trtexec_build_command(spec: BuildSpec) -> list[str]:
         *_precision_flags(spec),
     ]
     if spec.dla_core is not None:
-        argv += [f"--useDLACore={spec.dla_core}", "--allowGPUFallback"]
+        argv += [f"--useDLACore={spec.dla_core}", *(["--allowGPUFallback"] if spec.gpu_fallback else [])]
     argv.append("--skipInference")
     return argv
 
@@ -189,22 +195,107 @@ def trtexec_bench_command(
     return argv
 
 
+@dataclass(frozen=True)
+class PolygraphyCheck:
+    """What ``build.sh --verify`` hands to ``polygraphy run``: the bundle's golden inputs and
+    reference outputs in Polygraphy's JSON format and the per-element tolerances for them."""
+
+    inputs: str
+    outputs: str
+    atol: float
+    rtol: float
+    #: the rftrt tolerance kind (a key of rftrt.comparison.TOLERANCES) they were derived from
+    tolerance: str
+
+    def limits(self) -> str:
+        return f"atol {self.atol:g}, rtol {self.rtol:g}"
+
+
+def polygraphy_command(model: str, runner: str, check: PolygraphyCheck) -> list[str]:
+    """``polygraphy run MODEL RUNNER`` on ``check``'s saved inputs against its saved outputs
+    (``runner``: ``--trt`` for an engine, ``--onnxrt`` for the ONNX). The error statistic is given
+    although it is Polygraphy's default, because the tolerances were derived for it."""
+    return [
+        "polygraphy", "run", model, runner,
+        "--load-inputs", check.inputs, "--load-outputs", check.outputs,
+        "--check-error-stat", "elemwise", "--atol", f"{check.atol:g}", "--rtol", f"{check.rtol:g}",
+    ]  # fmt: skip
+
+
 def _batch_text(batch: BatchProfile) -> str:
     return f"{batch.opt} (static)" if batch.static else f"{batch.min}:{batch.opt}:{batch.max} (min:opt:max)"
 
 
-def build_script(spec: BuildSpec) -> str:
-    """The bundle's ``build.sh``: build the engine with trtexec, then print (or, with --bench, run) the benchmark."""
+def _quoted(argv: list[str], tool: str) -> tuple[str, str]:
+    """The echo of the exact command (copy-pasteable), and the command with ``$TOOL`` for argv[0]."""
+    return f"echo {shlex.quote('+ ' + shlex.join(argv))}", f"\"${tool}\" {shlex.join(argv[1:])}"
+
+
+def _run(argv: list[str], log: str, tool: str) -> str:
+    echo, command = _quoted(argv, tool)
+    return f"{echo}\n{command} 2>&1 | tee {shlex.quote(log)}\n"
+
+
+def _read_options(check: PolygraphyCheck | None) -> str:
+    """The lines of build.sh that read its options (``--verify`` only where the bundle has the Polygraphy files)."""
+    usage = "[--bench] [--verify]" if check else "[--bench]"
+    verify = "    --verify) verify=1 ;;\n" if check else ""
+    return f"""bench=0
+verify=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+{verify}    *) echo "usage: $0 {usage}" >&2; exit 2 ;;
+  esac
+done
+"""
+
+
+_POLYGRAPHY_FOUND = """
+POLYGRAPHY="${POLYGRAPHY:-polygraphy}"
+if [ "$verify" = 1 ] && ! command -v "$POLYGRAPHY" >/dev/null 2>&1; then
+  echo "build.sh: $POLYGRAPHY not found: --verify needs NVIDIA's Polygraphy (python3 -m pip install polygraphy), or set POLYGRAPHY=/path/to/polygraphy; python3 rftrt-device.pyz verify checks the engine without it" >&2
+  exit 127
+fi
+"""
+
+
+def _polygraphy_lines(spec: BuildSpec, check: PolygraphyCheck | None) -> tuple[str, str]:
+    """build.sh's check that Polygraphy is there (before the build, not after it) and its --verify step."""
+    if check is None:
+        return "", ""
+    echo, command = _quoted(polygraphy_command(spec.engine, "--trt", check), "POLYGRAPHY")
+    failed = f"build.sh: {spec.engine} differs from the ONNX Runtime reference beyond {check.limits()}, or Polygraphy could not run it (see verify.log)"
+    step = f"""
+# Polygraphy runs the engine on {check.inputs} and compares with {check.outputs} (ONNX Runtime on
+# {spec.onnx}): an element fails when |engine - reference| > atol and > rtol * |reference|. The
+# tolerances come from rftrt's {check.tolerance!r} tolerance and are stricter than rf-verify's.
+if [ "$verify" = 1 ]; then
+  echo {shlex.quote(f"==> checking {spec.engine} against the ONNX Runtime reference with Polygraphy ({check.limits()})")}
+  {echo}
+  if ! {command} 2>&1 | tee verify.log; then
+    echo {shlex.quote(failed)} >&2
+    exit 1
+  fi
+  echo {shlex.quote(f"==> {spec.engine} matches the reference ({check.limits()})")}
+fi
+"""
+    return _POLYGRAPHY_FOUND, step
+
+
+def build_script(spec: BuildSpec, check: PolygraphyCheck | None = None) -> str:
+    """The bundle's ``build.sh``: build the engine with trtexec, check that it was written, then
+    (``--verify``, where ``check`` is given) compare it with the bundle's reference with Polygraphy,
+    and print (or, with ``--bench``, run) the benchmark."""
     build = trtexec_build_command(spec)
     bench = trtexec_bench_command(spec)
     tag = str(version_tag(spec.tensorrt_version))[:-2] + "xx"
     dialect = "strongly typed" if spec.dialect == "strong" else "weakly typed"
-    where = f"DLA core {spec.dla_core} with GPU fallback" if spec.dla_core is not None else "GPU"
-
-    def run(argv: list[str], log: str) -> str:
-        # Echo the exact command (copy-pasteable), then run it with $TRTEXEC in place of trtexec.
-        return f"echo {shlex.quote('+ ' + shlex.join(argv))}\n\"$TRTEXEC\" {shlex.join(argv[1:])} 2>&1 | tee {shlex.quote(log)}\n"
-
+    fallback = "with GPU fallback" if spec.gpu_fallback else "entirely, without GPU fallback"
+    where = f"DLA core {spec.dla_core} {fallback}" if spec.dla_core is not None else "GPU"
+    polygraphy_found, verify_step = _polygraphy_lines(spec, check)
+    engine, sidecar = shlex.quote(spec.engine), shlex.quote(spec.engine + ".json")
+    verify_help = "#   ./build.sh --verify  build, then check it against the bundle's reference with Polygraphy (log: verify.log)\n" if check else ""
     notes = "".join(f"# note: {' '.join(note.split())}\n" for note in spec.notes)
     return f"""#!/usr/bin/env bash
 # Build {spec.engine} from {spec.onnx}: {spec.model} at {spec.resolution}x{spec.resolution}, {spec.precision},
@@ -213,34 +304,38 @@ def build_script(spec: BuildSpec) -> str:
 {notes}#
 #   ./build.sh           build the engine (log: build.log), then print the benchmark command
 #   ./build.sh --bench   build, then run the benchmark (log: bench.log)
-#
+{verify_help}#
 # trtexec comes with TensorRT (JetPack and DRIVE OS put it in /usr/src/tensorrt/bin); set
 # TRTEXEC=/path/to/trtexec if it is not on PATH. It must be TensorRT {spec.tensorrt_version}, on the target itself:
 # engines do not carry over between TensorRT versions or GPUs.
+# Exit code 0: done; 1: trtexec failed or wrote no engine{", or --verify found a mismatch" if check else ""}; 2: usage; 127: a tool is missing.
 set -euo pipefail
 cd -- "$(dirname -- "${{BASH_SOURCE[0]}}")"
 
-bench=0
-case "${{1-}}" in
-  "") ;;
-  --bench) bench=1 ;;
-  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
-esac
-
+{_read_options(check)}
 TRTEXEC="${{TRTEXEC:-trtexec}}"
 if ! command -v "$TRTEXEC" >/dev/null 2>&1; then
   echo "build.sh: $TRTEXEC not found: install TensorRT {spec.tensorrt_version} and add the folder holding trtexec (often /usr/src/tensorrt/bin) to PATH, or set TRTEXEC=/path/to/trtexec" >&2
   exit 127
 fi
-
+{polygraphy_found}
+# An engine (or rf-build's sidecar) from an earlier build must not pass for this one.
+if [ -e {engine} ] || [ -e {sidecar} ]; then
+  echo {shlex.quote(f"==> removing the earlier {spec.engine}")}
+  rm -f -- {engine} {sidecar}
+fi
 echo {shlex.quote(f"==> building {spec.engine} with TensorRT {spec.tensorrt_version} (trtexec should report [TensorRT v{tag}])")}
-{run(build, "build.log")}echo {shlex.quote(f"==> built {spec.engine}")}
-
+{_run(build, "build.log", "TRTEXEC")}if [ ! -s {engine} ]; then
+  echo {shlex.quote(f"build.sh: trtexec exited 0 but wrote no {spec.engine} (see build.log)")} >&2
+  exit 1
+fi
+echo {shlex.quote(f"==> built {spec.engine}")}
+{verify_step}
 # Timing at batch {spec.batch.opt}: trtexec's "Host Latency" includes the host->device and device->host
 # copies of input and output; "GPU Compute Time" excludes them.
 if [ "$bench" = 1 ]; then
   echo {shlex.quote(f"==> timing {spec.engine} at batch {spec.batch.opt} (Host Latency includes copies, GPU Compute Time excludes them)")}
-  {run(bench, "bench.log").replace(chr(10), chr(10) + "  ").rstrip()}
+  {_run(bench, "bench.log", "TRTEXEC").replace(chr(10), chr(10) + "  ").rstrip()}
 else
   echo "==> to time it, run ./build.sh --bench, or:"
   echo {shlex.quote("  " + shlex.join(bench))}

@@ -9,7 +9,13 @@ The pipeline, in order (one module each under :mod:`rftrt.export.passes`):
 4. ``fp16-safety``, only where the attention cores themselves will run in FP16 (``fp16_cores``;
    DLA, which has no FP32): sums → means, ε representable in FP16. It is an approximation
    (:mod:`rftrt.export.passes.fp16_safety` says how large), so the GPU paths, where the precision
-   plan keeps every core in FP32, do not get it and their passes are exact.
+   plan keeps every core in FP32, do not get it and their passes are exact;
+5. for a DLA core (``dla``; docs/dla.md), the rewrites that make every layer one DLA runs, each exact
+   in FP32: ``dla-attention`` (ReduceFormer cores on maps, legal broadcasts, per-head sums as grouped
+   1×1 convolutions, FP16-safe by construction), ``dla-global-sum`` (spatial sums/means → depthwise convolutions), ``dla-pool``
+   (GlobalAveragePool → depthwise convolution), ``dla-gemm`` (the head on 1×1 convolutions),
+   ``dla-layernorm`` (LayerNorm → convolutions, ElementWise, Pow) and ``dla-hardswish``.
+   A DLA core runs FP16 (or INT8), so ``dla`` implies ``fp16_cores``.
 
 With a PyTorch model at hand, each attention pass is held to the model's block count
 (:func:`attention_blocks`); a mismatch stops the export.
@@ -28,6 +34,12 @@ from . import onnxrt  # noqa: F401 - quiets ONNX Runtime's logger, which constan
 from .onnx_export import DEFAULT_OPSET, export_onnx
 from .passes import Pass, PassReport, run_pass, to_graph, to_model
 from .passes.cleanup import cleanup
+from .passes.dla_attention import reduce_attention_for_dla
+from .passes.dla_gemm import head_to_convs
+from .passes.dla_global_sum import global_sums_to_convs
+from .passes.dla_hardswish import decompose_hardswish
+from .passes.dla_layernorm import decompose_layernorm
+from .passes.dla_pool import global_pool_to_conv
 from .passes.fp16_safety import make_attention_fp16_safe
 from .passes.litemla import rewrite_litemla_padded_ones
 from .passes.reduce_attention import canonicalize_reduce_attention
@@ -54,9 +66,12 @@ def attention_blocks(model: torch.nn.Module) -> AttentionBlocks:
     )
 
 
-def pass_pipeline(precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False) -> list[tuple[Pass, int | None]]:
+def pass_pipeline(
+    precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False, dla: bool = False
+) -> list[tuple[Pass, int | None]]:
     """The passes for ``precision``, each with the match count it is held to (None: not checked;
-    no ``blocks``: none is); ``fp16_cores`` when the attention cores will run in FP16."""
+    no ``blocks``: none is); ``fp16_cores`` when the attention cores will run in FP16; ``dla`` when
+    the network goes to a DLA core."""
     if precision not in PRECISIONS:
         raise RftrtError(f"precision {precision!r} not supported; use {', '.join(PRECISIONS)}")
     reduce = blocks.reduce if blocks else None
@@ -66,17 +81,26 @@ def pass_pipeline(precision: str, blocks: AttentionBlocks | None = None, fp16_co
         (canonicalize_reduce_attention, reduce),
         (rewrite_litemla_padded_ones, litemla),
     ]
-    if precision != "fp32" and fp16_cores:
+    if precision != "fp32" and (fp16_cores or dla):
         steps.append((make_attention_fp16_safe, None if blocks is None else blocks.reduce + blocks.litemla))
+    if dla:
+        steps += [
+            (reduce_attention_for_dla, reduce),
+            (global_sums_to_convs, None if blocks is None else 2 * blocks.reduce),
+            (global_pool_to_conv, None),
+            (head_to_convs, None),
+            (decompose_layernorm, None),
+            (decompose_hardswish, None),
+        ]
     return steps
 
 
 def run_passes(
-    model: onnx.ModelProto, precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False
+    model: onnx.ModelProto, precision: str, blocks: AttentionBlocks | None = None, fp16_cores: bool = False, dla: bool = False
 ) -> tuple[onnx.ModelProto, list[PassReport]]:
     """``model`` after :func:`pass_pipeline` (a new model; ``model`` is untouched), and each pass's report."""
     graph = to_graph(model)
-    reports = [run_pass(graph, fn, expected) for fn, expected in pass_pipeline(precision, blocks, fp16_cores)]
+    reports = [run_pass(graph, fn, expected) for fn, expected in pass_pipeline(precision, blocks, fp16_cores, dla)]
     return to_model(graph, model), reports
 
 
@@ -102,9 +126,10 @@ def export_and_pass(
     batch: int = 1,
     metadata: dict[str, str] | None = None,
     fp16_cores: bool = False,
+    dla: bool = False,
 ) -> PreparedModel:
     """Export ``model`` (see :func:`~rftrt.export.onnx_export.export_onnx`) and run the passes for
     ``precision``, held to the model's attention-block counts."""
     exported = export_onnx(model, resolution, opset=opset, dynamic_batch=dynamic_batch, batch=batch, metadata=metadata)
-    passed, reports = run_passes(exported, precision, attention_blocks(model), fp16_cores)
+    passed, reports = run_passes(exported, precision, attention_blocks(model), fp16_cores, dla)
     return PreparedModel(model, exported, passed, reports)

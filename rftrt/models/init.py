@@ -34,7 +34,7 @@ from torch import nn
 from ..data.images import bundled_photographs
 from .layers import ResidualBlock
 
-__all__ = ["signal_preserving_init", "DESCRIPTION", "RESIDUAL_SCALE"]
+__all__ = ["signal_preserving_init", "stress_weights", "DESCRIPTION", "RESIDUAL_SCALE"]
 
 #: Initial scale of the last BatchNorm of each residual branch (see the module docstring).
 RESIDUAL_SCALE = 0.25
@@ -83,3 +83,20 @@ def signal_preserving_init(model: nn.Module, resolution: int, seed: int = 0) -> 
     _scale_residual_branches(model)
     _batchnorm_from(model, photos)
     return DESCRIPTION.format(seed=seed, n=len(photos))
+
+
+@torch.no_grad()
+def stress_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The stress checkpoint: every convolution Kaiming-normal (fan-in, gain √2, from a generator seeded
+    with ``seed``), biases zero, every BatchNorm the identity (scale 1, shift 0, mean 0, variance 1).
+    Without BatchNorm statistics to normalise them, activations grow through the stages as a trained
+    model's may: what an FP16 plan measured on a few images must survive."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, generator=generator)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+    return model.eval()

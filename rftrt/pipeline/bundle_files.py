@@ -7,19 +7,25 @@ from __future__ import annotations
 import io
 import json
 import platform
+import shlex
 import zipfile
 from importlib import metadata
 
 import numpy as np
 
 from .. import __version__
+from ..comparison import TOLERANCES
+from ..device.bench import profile_batches
 from ..device.kit import KIT_NAME, build_kit
 from ..engines.build_spec import BuildSpec
-from ..engines.trtexec import build_script
+from ..engines.trtexec import PolygraphyCheck, build_script, polygraphy_command
 from ..precision.plan import PrecisionPlan
 from ..precision.store import record_bytes
+from ..targets.dla import PREDICTION_FILE
 from ..targets.profiles import Target
 from ..targets.tensorrt import version_tag
+from ..tools.inspect.dla import DlaPrediction, prediction_bytes
+from .polygraphy_files import INPUTS, OUTPUTS, polygraphy_check, polygraphy_files
 
 __all__ = ["CALIBRATION_CACHE", "versions", "npz_bytes", "golden_images", "bundle_readme", "bundle_files"]
 
@@ -29,7 +35,7 @@ CALIBRATION_CACHE = "calibration.cache"
 def versions() -> dict[str, str]:
     """The versions of what produced a bundle (its manifest records them)."""
     found = {"rftrt": __version__, "python": platform.python_version()}
-    for dist in ("torch", "onnx", "onnxruntime", "onnx-graphsurgeon", "numpy"):
+    for dist in ("torch", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy", "numpy"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -91,9 +97,13 @@ def _file_rows(spec: BuildSpec, plan: PrecisionPlan | None, calibration=None) ->
         "|---|---|",
         f"| `{spec.onnx}` | the network, {typed} |",
         "| `build.json` | the build specification: target, TensorRT release and dialect, shapes, precision plan, DLA |",
-        "| `build.sh` | the equivalent trtexec command lines |",
+        "| `build.sh` | the equivalent trtexec command lines; `--verify` checks the engine with Polygraphy |",
         "| `golden.npz` | `images` (preprocessed bundled photographs) and ONNX Runtime reference logits: `logits_fp32` (FP32 ONNX), `logits` (this bundle's ONNX) |",
+        f"| `{INPUTS}` | `images` of `golden.npz` in Polygraphy's JSON format (`polygraphy run --load-inputs`) |",
+        f"| `{OUTPUTS}` | `logits` of `golden.npz` as Polygraphy `RunResults` (`polygraphy run --load-outputs`) |",
+        f"| `{KIT_NAME}` | the device kit: `info`, `build`, `verify`, `bench` with Python ≥ 3.8 and NumPy (see On the device) |",
         *(["| `precision_plan.json` | which nodes stay FP32 and why |"] if plan else []),
+        *([f"| `{PREDICTION_FILE}` | the predicted DLA placement: each node on DLA or GPU with the rule that decided (a prediction; `build` records TensorRT's answer beside it in the sidecar) |"] if spec.dla_core is not None else []),
         *_int8_rows(spec, calibration),
         *(["| `calibration.json` | how the INT8 ranges were measured (method, data hash, ranges) |"] if spec.precision == "int8" else []),
         "| `manifest.json` | sha256 and size of every file, and the versions that produced them |",
@@ -123,17 +133,86 @@ def _dialect_line(spec: BuildSpec) -> str:
     return f"Dialect: **{'strongly' if spec.dialect == 'strong' else 'weakly'} typed**. " + how
 
 
-def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, validation: list[str], calibration=None) -> str:
+def _kit_steps(spec: BuildSpec, target: Target, check: PolygraphyCheck) -> list[str]:
+    """How to use the device kit on the device, step by step (what rftrt/cli/device.py does)."""
+    kit, engine = f"python3 {KIT_NAME}", spec.engine
+    limits = ", ".join(f"{k} {v}" for k, v in TOLERANCES[check.tolerance].items())
+    batches = ", ".join(map(str, profile_batches(spec)))
+    return [
+        "## On the device",
+        "",
+        f"Copy this whole folder to the {target.display} (every file: `manifest.json` checks them) and run the kit with "
+        f"the device's own `python3`. It needs what the device ships and nothing from pip: Python ≥ 3.8, NumPy ≥ 1.17, "
+        f"TensorRT {spec.tensorrt_version} with its Python bindings and, for `verify` and `bench`, cuda-python of the device's "
+        "CUDA major. Its bundle is the folder it sits in, wherever it is run from.",
+        "",
+        "```",
+        f"{kit} info      # what this bundle is, what this device has, whether they match",
+        f"{kit} build     # → {engine} and {engine}.json",
+        f"{kit} verify    # {engine} on the golden images against the ONNX Runtime reference",
+        f"{kit} bench     # latency and throughput at batch {batches}",
+        "```",
+        "",
+        "1. `info` prints the bundle (model, target, TensorRT release and dialect, precision, shapes, its files checked against "
+        "`manifest.json`) and the device (machine, Python, NumPy, TensorRT, cuda-python, GPU), then one line per requirement "
+        "(`ok`, `missing` or `differs`) and `ready to build` or `not ready to build here`. Exit code 0, also without TensorRT "
+        "or a GPU. `--json FILE` writes the same as JSON.",
+        f"2. `build` builds the engine with the installed TensorRT (what `rf-build` does): `{engine}` (the plain plan) and "
+        f"`{engine}.json` (the sidecar: TensorRT and GPU, hashes, flags, per-layer precisions), reading and writing back "
+        "`timing.cache`. It prints `built …` and the next command. `--out FILE`, `--timing-cache FILE`, `--allow-other-gpu` "
+        "(build for a GPU of another architecture than the target's; the engine then runs only on GPUs like it).",
+        f"3. `verify [ENGINE]` (default `{engine}`) runs the engine on the golden images of `golden.npz` and compares its logits "
+        f"with `logits` (tolerance `{check.tolerance}`: {limits}; NaN or Inf fails). It prints the comparison and `PASSED` or "
+        "`FAILED`. Exit code 0 within tolerance, 1 mismatch. `--batch N` (golden images cycled), `--cuda-graph`, `--json FILE`.",
+        f"4. `bench [ENGINE]` times the engine at batch {batches} (the profile's min, opt and max; `--batch N[,N…]`) with CUDA "
+        "events and, off DLA, CUDA graphs, host↔device copies excluded unless `--copies include`. It prints median, p90 and "
+        "p99 latency and images/s per batch. `--warmup`, `--rounds`, `--iterations`, `--json FILE`.",
+        "",
+        "Each command refuses with one line on stderr and exit code 2, writing nothing, where what it needs is missing or "
+        "does not match: no TensorRT or GPU, another TensorRT release, an edited file, an engine from another GPU or ONNX, a "
+        "batch outside the profile. `--verbose` adds the traceback.",
+        "",
+        "### Without the kit: trtexec and Polygraphy",
+        "",
+        "```",
+        f"bash build.sh            # trtexec build → {engine} (log build.log); prints the benchmark command",
+        "bash build.sh --verify   # build, then check the engine with Polygraphy (log verify.log)",
+        "bash build.sh --bench    # build, then time it with trtexec (log bench.log)",
+        "```",
+        "",
+        "`build.sh` needs trtexec (`TRTEXEC=/path/to/trtexec` if it is not on `PATH`) and, for `--verify`, NVIDIA's Polygraphy "
+        "(`POLYGRAPHY=…`). Exit code 0 done; 1 trtexec failed or wrote no engine, or Polygraphy found a mismatch; 2 usage; "
+        "127 trtexec or Polygraphy not found. `--verify` runs, and can be run by hand on an engine built either way:",
+        "",
+        "```",
+        shlex.join(polygraphy_command(engine, "--trt", check)),
+        "```",
+        "",
+        f"An element fails when |engine − reference| > atol and > rtol·|reference| (Polygraphy's element-wise check). atol and "
+        f"rtol are derived from `verify`'s `{check.tolerance}` tolerance (`rftrt.comparison.elementwise_tolerances`) so that "
+        "passing them implies passing `verify`: Polygraphy's check is the stricter one. Polygraphy prints `PASSED` or `FAILED` "
+        "and exits 0 or 1."
+        + (" Polygraphy sets no DLA core when it loads an engine: check this DLA engine with `verify`." if spec.dla_core is not None else "")
+        + " The same files check the bundle's ONNX on any machine with ONNX Runtime:",
+        "",
+        "```",
+        shlex.join(polygraphy_command(spec.onnx, "--onnxrt", check)),
+        "```",
+        "",
+        "Where rftrt itself is installed (Python ≥ 3.10): `rf-build .`, `rf-verify " + engine + " --bundle .`, "
+        "`rf-bench --backend trt`.",
+        "",
+    ]
+
+
+def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, validation: list[str], calibration=None, check: PolygraphyCheck | None = None) -> str:
     lines = [
         f"# {spec.model} r{spec.resolution} for {target.display} (TensorRT {spec.tensorrt_version}, {spec.precision})",
         "",
-        "Written by `rf-export`. Build the engine on the target itself, with the TensorRT that will run it:",
+        "Written by `rf-export`. Build the engine on the target itself, with the TensorRT that will run it.",
         "",
-        "```",
-        "bash build.sh            # trtexec build; prints the benchmark command",
-        "bash build.sh --bench    # build, then time it with trtexec",
-        "rf-build .               # or: build with rftrt (checks the manifest and TensorRT, writes a sidecar)",
-        "```",
+        *(_kit_steps(spec, target, check) if check is not None else []),
+        "## Files",
         "",
         *_file_rows(spec, plan, calibration),
         "",
@@ -141,7 +220,7 @@ def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, v
         "",
         f"Shapes: batch {spec.batch.min}:{spec.batch.opt}:{spec.batch.max} at {spec.resolution}×{spec.resolution}"
         + (" (static)" if spec.batch.static else "")
-        + (f"; DLA core {spec.dla_core} with GPU fallback" if spec.dla_core is not None else "")
+        + (f"; DLA core {spec.dla_core} {'with' if spec.gpu_fallback else 'without'} GPU fallback" if spec.dla_core is not None else "")
         + ".",
         "",
     ]
@@ -152,18 +231,26 @@ def bundle_readme(spec: BuildSpec, target: Target, plan: PrecisionPlan | None, v
     return "\n".join(lines) + "\n"
 
 
-def bundle_files(spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: dict[str, np.ndarray], plan: PrecisionPlan | None, validation: list[str], calibration=None) -> dict[str, bytes]:
-    """Every file of the bundle but its manifest, by name."""
+def bundle_files(
+    spec: BuildSpec, target: Target, deployed_onnx: bytes, golden: dict[str, np.ndarray], plan: PrecisionPlan | None, validation: list[str],
+    calibration=None, dla_prediction: DlaPrediction | None = None,
+) -> dict[str, bytes]:
+    """Every file of the bundle but its manifest, by name. ``dla_prediction``: the DLA placement
+    predicted for the deployed ONNX (DLA bundles); rf-build sets TensorRT's answer beside it."""
+    check = polygraphy_check(spec, golden["logits"])
     files = {
         spec.onnx: deployed_onnx,
         "build.json": spec.to_json().encode(),
-        "build.sh": build_script(spec).encode(),
+        "build.sh": build_script(spec, check).encode(),
         "golden.npz": npz_bytes(golden),
-        "README.md": bundle_readme(spec, target, plan, validation, calibration).encode(),
+        **polygraphy_files(spec, golden),
+        "README.md": bundle_readme(spec, target, plan, validation, calibration, check).encode(),
         KIT_NAME: build_kit(),
     }
     if plan:
         files["precision_plan.json"] = (json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n").encode()
+    if dla_prediction is not None:
+        files[PREDICTION_FILE] = prediction_bytes(dla_prediction)
     if calibration is not None:
         files["calibration.json"] = record_bytes(calibration.record)
         if calibration.cache_text:

@@ -39,6 +39,7 @@ class ExportOptions:
     calib_images: int = 512
     calib_batch: int = 8
     calib_method: str | None = None  # None: the calibration module's default
+    triton: bool = False  # also write the bundle's Triton model repository beside it
 
 
 @dataclass
@@ -144,4 +145,21 @@ def resolve(options: ExportOptions) -> Resolved:
     if out_dir.exists() and not options.force:
         raise RftrtError(f"{out_dir} exists; pass --force to replace it")
     check_output_dir(out_dir.absolute().parent, "bundle's folder")
+    if options.triton:
+        _check_triton(target, out_dir, options.force)
     return Resolved(target, opset, out_dir)
+
+
+def _check_triton(target: Target, out_dir: Path, force: bool) -> None:
+    """``--triton``: refused before any work for a target Triton's repository is not written for, an
+    existing repository without --force, or a missing ModelConfig schema."""
+    from ..serving.config import TRITON
+    from ..serving.repository import default_repository_dir
+    from ..serving.validate import model_config_module
+
+    if target.name not in TRITON["targets"]:
+        raise RftrtError(f"--triton writes a Triton repository for {', '.join(TRITON['targets'])} bundles, not {target.name}; use --target l40")
+    repository = default_repository_dir(out_dir)
+    if repository.exists() and not force:
+        raise RftrtError(f"{repository} exists; pass --force to replace it")
+    model_config_module()

@@ -14,7 +14,7 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 
 from ..comparison import compare
 from ..data.images import bundled_photographs
+from ..device.kit import KIT_NAME
 from ..engines.build_plan import int8_route
 from ..engines.build_spec import BuildSpec, Int8Source
 from ..engines.bundle import write_bundle
@@ -33,6 +34,7 @@ from ..export.prepare import attention_blocks, run_passes
 from ..files import write_file_atomic
 from ..models import create
 from ..precision.decide import PrecisionResult, decide_precision
+from ..tools.inspect.dla import DlaPrediction, predict_dla_onnx
 from .bundle_files import CALIBRATION_CACHE, bundle_files, golden_images, versions
 from .options import ExportOptions, ExportResult, Resolved, resolve
 
@@ -140,7 +142,8 @@ def _export_stage(run: _Run, record: dict) -> None:
 
 
 def _passes_stage(run: _Run, record: dict) -> None:
-    run.passed, run.result.passes = run_passes(run.exported, run.options.precision, attention_blocks(run.model))
+    dla = run.target.dla_core is not None  # the DLA rewrites (docs/dla.md)
+    run.passed, run.result.passes = run_passes(run.exported, run.options.precision, attention_blocks(run.model), dla=dla)
     record["bytes"] = run.passed.ByteSize()
     record["summary"] = "; ".join(
         f"{p.name} {p.matched}" + (f"/{p.expected}" if p.expected is not None else "") for p in run.result.passes
@@ -160,7 +163,7 @@ def _precision_stage(run: _Run, record: dict) -> None:
     if options.precision == "fp32":
         record["summary"] = "FP32 throughout"
     else:
-        pinned = f"; {len(result.plan.weakly_typed_layers(run.passed))} layers to pin" if not target.strongly_typed else "; typed ONNX"
+        pinned = f"; {len(result.plan.fp32_nodes)} layers to pin" if not target.strongly_typed else "; typed ONNX"
         record["summary"] = result.plan.summary() + pinned + (f"; INT8 {calibration.summary()}" if calibration else "")
     record["bytes"] = run.precision.deployed.ByteSize()
 
@@ -207,7 +210,7 @@ def _build_spec(run: _Run) -> BuildSpec:
     calibration = run.precision.calibration
     typed_suffix = {"fp16": ".fp16", "int8": ".int8"}.get(options.precision, "")
     onnx_name = f"{options.model}{typed_suffix if target.strongly_typed else ''}.onnx"
-    compute_fp32 = tuple(plan.weakly_typed_layers(run.passed)) if plan else ()
+    pinned = tuple(plan.fp32_nodes) if plan else ()
     int8, cache = None, None
     if calibration is not None:
         route = int8_route(target.tensorrt_version, target.release.dialect, target.dla_core)
@@ -227,7 +230,7 @@ def _build_spec(run: _Run) -> BuildSpec:
         output_name=OUTPUT_NAME,
         batch=target.batch,
         precision=options.precision,
-        fp32_layers=compute_fp32 if not target.strongly_typed else (),
+        fp32_layers=pinned if not target.strongly_typed else (),
         dla_core=target.dla_core,
         workspace_mib=target.workspace_mib,
         builder_optimization_level=target.builder_optimization_level,
@@ -236,24 +239,50 @@ def _build_spec(run: _Run) -> BuildSpec:
         calibration_cache=cache,
         notes=target.notes,
         int8=int8,
-        fp32_islands=compute_fp32 if target.strongly_typed and plan else None,
+        fp32_islands=pinned if target.strongly_typed and plan else None,
     )
+
+
+def _dla_placement(run: _Run, spec: BuildSpec, deployed: onnx.ModelProto) -> tuple[BuildSpec, DlaPrediction | None]:
+    """On a DLA core: the placement predicted for the deployed ONNX (the plan's FP32 nodes on the
+    GPU), and the spec without GPU fallback where the whole network is predicted on DLA in loadables
+    one core holds (a build that would split it then fails instead of running partly on the GPU)."""
+    if spec.dla_core is None:
+        return spec, None
+    pinned = set(spec.fp32_islands or ()) | set(spec.fp32_layers)
+    prediction = predict_dla_onnx(deployed, spec.precision, pinned, spec.target, spec.dla_core)
+    why = prediction.without_fallback_reason()
+    if prediction.without_fallback:
+        note = f"DLA core {spec.dla_core} without GPU fallback: the placement prediction says a build without it {why}"
+    else:
+        note = f"DLA core {spec.dla_core} with GPU fallback: the placement prediction says a build without it {why}"
+    run.log(f"           {note} (a prediction from the documented DLA rules; rf-build records TensorRT's answer)")
+    return replace(spec, gpu_fallback=not prediction.without_fallback, notes=(*spec.notes, note)), prediction
 
 
 def _bundle_stage(run: _Run, record: dict) -> None:
     result, deployed = run.result, run.precision.deployed
-    spec = _build_spec(run)
+    spec, dla_prediction = _dla_placement(run, _build_spec(run), deployed)
     golden = {
         "images": run.golden,
         "logits_fp32": run.passed_out["golden"],
         "logits": run.golden_logits[id(deployed)] if id(deployed) in run.golden_logits else run_onnx(deployed, {"golden": run.golden})["golden"],
     }
-    files = bundle_files(spec, run.target, deployed.SerializeToString(), golden, result.plan, result.validation_lines(), run.precision.calibration)
+    files = bundle_files(spec, run.target, deployed.SerializeToString(), golden, result.plan, result.validation_lines(), run.precision.calibration, dla_prediction)
     bundle = write_bundle(run.resolved.out_dir, files, force=run.options.force, versions=versions(), log=run.log)
     result.out_dir = bundle.path
     result.files = [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in bundle.files]
     record["bytes"] = sum(f.size for f in bundle.files)
     record["summary"] = f"{bundle.path}/ ({len(bundle.files) + 1} files with its manifest)"
+
+
+def _triton_stage(run: _Run, record: dict) -> None:
+    """``--triton``: the bundle's Triton model repository beside it, validated against Triton's schema."""
+    from ..serving import write_repository
+
+    repository = write_repository(run.result.out_dir, force=run.options.force, log=run.log)
+    record["summary"] = f"{repository.path}/: " + "; ".join(f"{c.model} {c.platform} (schema ok)" for c in repository.checks)
+    record["bytes"] = sum((repository.path / name).stat().st_size for name in repository.files)
 
 
 def _tensorrt_version() -> str | None:
@@ -274,9 +303,13 @@ def _build_or_hand_over(run: _Run) -> None:
     trt = _tensorrt_version()
     rf_build = shlex.join(["rf-build", str(result.out_dir)])
     if trt is None:
-        build_sh = shlex.join(["bash", str(result.out_dir / "build.sh")])
-        result.build = f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{rf_build}` (or `{build_sh}` with trtexec)"
-        result.next_commands = [rf_build]
+        build_sh = shlex.join(["bash", str(result.out_dir / "build.sh"), "--verify"])
+        kit = shlex.join(["python3", str(result.out_dir / KIT_NAME), "build"])
+        result.build = (
+            f"TensorRT not found: wrote bundle {result.out_dir}; on the device run `{kit}` (nothing to install), "
+            f"`{rf_build}`, or `{build_sh}` with trtexec and Polygraphy"
+        )
+        result.next_commands = [kit, rf_build]
     else:
         from ..engines.build import build_bundle
 
@@ -307,8 +340,9 @@ def run_export(options: ExportOptions, log: Callable[[str], None] = print) -> Ex
     run = _Run(options, resolved, ExportResult(options=options, target=resolved.target), log)
     if options.precision == "int8":
         run.calibration_source = _calibration_source(options)
-    stages = _Stages(len(_STAGES), log, run.result)
-    for name, stage in _STAGES:
+    chosen = _STAGES + ((("triton", _triton_stage),) if options.triton else ())
+    stages = _Stages(len(chosen), log, run.result)
+    for name, stage in chosen:
         with stages.stage(name) as record:
             stage(run, record)
         if name == "model":

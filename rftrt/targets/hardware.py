@@ -1,5 +1,5 @@
-"""The GPUs rftrt computes limits for: peak bandwidth and dense FP16 rate, each figure with its
-source (``hardware.toml``), and which entry a CUDA device name is."""
+"""The GPUs rftrt computes limits for: peak bandwidth, dense FP16 rate and L2 size, each figure with
+its source (``hardware.toml``), and which entry a CUDA device name is."""
 
 from __future__ import annotations
 
@@ -18,9 +18,16 @@ class Hardware:
     name: str
     memory_gb_s: float
     fp16_dense_tflops: float
+    l2_mib: float
     sources: tuple[str, ...]
+    l2_sources: tuple[str, ...]
     derivation: str = ""
     notes: str = ""
+    l2_notes: str = ""
+
+    @property
+    def l2_bytes(self) -> int:
+        return int(self.l2_mib * 2**20)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,9 +46,12 @@ def _hardware_table() -> dict[str, Hardware]:
             name=entry["name"],
             memory_gb_s=float(entry["memory_gb_s"]),
             fp16_dense_tflops=float(entry["fp16_dense_tflops"]),
+            l2_mib=float(entry["l2_mib"]),
             sources=tuple(entry["sources"]),
+            l2_sources=tuple(entry["l2_sources"]),
             derivation=entry.get("derivation", ""),
             notes=entry.get("notes", ""),
+            l2_notes=entry.get("l2_notes", ""),
         )
         for key, entry in _raw_table().items()
     }

@@ -189,8 +189,9 @@ def load_target(
             resolved_batch = BatchProfile(n, n, n)
             notes.append(f"DLA needs static shapes: batch fixed at {n}")
         notes.append(
-            "DLA runs FP16/INT8 only; layers it cannot run (ReduceSum/ReduceMean, MatMul, LayerNorm, "
-            "HardSwish) fall back to the GPU, each transition costing a reformat"
+            "DLA runs FP16/INT8 only; rf-export rewrites HardSwish, the global sums and means, "
+            "GlobalAveragePool, the head's Gemm and LayerNorm into DLA layers (docs/dla.md); what is "
+            "left (EfficientViT's MatMuls) falls back to the GPU, each transition costing a reformat"
         )
     if release.dialect == "strong":
         notes.append(

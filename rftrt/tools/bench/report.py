@@ -15,7 +15,7 @@ from ..tables import render_table
 if TYPE_CHECKING:  # pragma: no cover
     from .results import BenchReport, Measurement
 
-__all__ = ["bench_markdown", "format_backend_status", "format_bench", "format_paper_table", "plot_throughput", "write_outputs"]
+__all__ = ["bench_markdown", "format_backend_status", "format_bench", "format_paper_table", "plot_throughput", "throughput_figure", "write_outputs"]
 
 
 def _ms(value: float) -> str:
@@ -172,29 +172,41 @@ def bench_markdown(report: BenchReport, plot: str | None = None) -> str:
     return "\n".join(out)
 
 
-def plot_throughput(report: BenchReport, path: str | Path) -> Path:
-    """PNG: images/s against batch size, one line per model and backend (log-2 batch axis)."""
+#: one marker per series, hollow and of falling size, so that a point drawn over another leaves both visible
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: the horizontal spread of series at one batch size, in octaves of the log-2 batch axis
+_DODGE_OCTAVES = 0.12
+
+
+def throughput_figure(report: BenchReport):
+    """The figure of :func:`plot_throughput`: images/s against batch size, one line per model and
+    backend. The y-axis starts at zero; series at the same batch size sit side by side (dodged by a
+    fraction of an octave), so equal or close figures of two models stay visible."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     series: dict[tuple[str, str, int], list[Measurement]] = {}
     for m in report.measurements:
         series.setdefault((m.model, m.backend, m.resolution), []).append(m)
-    for (model, backend, resolution), points in sorted(series.items()):
-        points.sort(key=lambda m: m.batch)
-        label = f"{model} r{resolution} ({backend}, {points[0].precision})"
-        ax.plot([m.batch for m in points], [m.throughput_img_s for m in points], marker="o", label=label)
     batches = sorted({m.batch for m in report.measurements})
+    spread = _DODGE_OCTAVES if len(series) > 1 and len(batches) > 1 else 0.0
+    for index, ((model, backend, resolution), points) in enumerate(sorted(series.items())):
+        points.sort(key=lambda m: m.batch)
+        offset = 2 ** (spread * (index / max(len(series) - 1, 1) - 0.5))
+        marker, size = _MARKERS[index % len(_MARKERS)], 8 - 3 * index / max(len(series), 1)
+        label = f"{model} r{resolution} ({backend}, {points[0].precision})"
+        ax.plot([m.batch * offset for m in points], [m.throughput_img_s for m in points], marker=marker, markersize=size,
+                markerfacecolor="none", label=label)  # fmt: skip
     if batches and batches[-1] > batches[0]:
         ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("throughput (images/s, from the median latency)")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("batch size" + (" (series side by side at each size)" if spread else ""))
+    ax.set_ylabel("throughput (images/s, from the median latency; axis from 0)")
     device = ", ".join(sorted({b.device for b in report.backends}))
     ax.set_title(f"rf-bench on {device}", fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -203,6 +215,15 @@ def plot_throughput(report: BenchReport, path: str | Path) -> Path:
     if loaded:
         fig.text(0.01, 0.01, loaded[0], fontsize=6, color="darkred")
     fig.tight_layout()
+    return fig
+
+
+def plot_throughput(report: BenchReport, path: str | Path) -> Path:
+    """PNG of :func:`throughput_figure` (matplotlib's Agg backend: no display needed)."""
+    fig = throughput_figure(report)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -43,6 +43,8 @@ class BenchRequest:
 
     def check(self) -> None:
         """Refuse unknown backends and options that do not go together, before anything runs."""
+        if "triton" in self.backends:
+            raise RftrtError("--backend triton runs on its own, against a server: rf-bench --backend triton --url HOST:PORT --bundle BUNDLE")
         for name in self.backends:
             if name != "all" and name not in BACKENDS:
                 backend(name)  # raises, naming the backends and the available ones

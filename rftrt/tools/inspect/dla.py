@@ -1,21 +1,30 @@
-"""Where each node of a graph would run on a DLA core with GPU fallback, predicted from the
-documented rules (:func:`rftrt.targets.dla.dla_rules`), and what the split costs: DLA↔GPU
-transitions, DLA loadables, network I/O reformats.
+"""Where each node of a graph would run on a DLA core, predicted from the documented rules
+(:func:`rftrt.targets.dla.dla_rules`: data, each rule with its source), and what the split costs:
+DLA↔GPU transitions, DLA loadables against the loadables a core holds, network I/O reformats, and
+whether a build without GPU fallback would succeed.
 
-A prediction until a device confirms it: ``trtexec --verbose`` prints the placement a build chose.
+The rules file says which layer an op becomes and that layer's limits; this module holds the checks
+that test them (:data:`_CHECKS`, one per name of :data:`rftrt.targets.dla.CHECKS`). A prediction
+until a device confirms it: ``rf-build`` writes TensorRT's own answer (``can_run_on_DLA`` per layer)
+beside it into the engine's sidecar.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
 
-from ...targets.dla import DlaRules, dla_rules
+from ...export.passes import to_graph
+from ...targets.dla import DlaRules, LayerRule, OpRule, dla_rules
 
-__all__ = ["DlaPrediction", "NodePlacement", "dla_rule", "predict_dla"]
+__all__ = ["DlaPrediction", "NodePlacement", "dla_rule", "predict_dla", "predict_dla_onnx", "prediction_bytes"]
 
 
 @dataclass(frozen=True)
@@ -23,68 +32,222 @@ class NodePlacement:
     name: str
     op: str
     device: str  # "DLA" or "GPU"
+    #: the rule that decided, as ``dla_rules.toml`` names it (``ops.Conv``, ``gpu.HardSwish``, ``general.precisions``)
+    rule: str
     reason: str
 
 
-def _constant_scalar(tensor: Any) -> float | None:
-    if isinstance(tensor, gs.Constant) and tensor.values.size == 1:
-        return float(tensor.values.reshape(-1)[0])
-    return None
+def _range(values: Any) -> tuple[int, int]:
+    return int(values[0]), int(values[1])
 
 
-def _conv_rule(node: gs.Node, rules: DlaRules) -> tuple[str, str]:
-    weight = node.inputs[1].shape if len(node.inputs) > 1 else None
+def _within(values: list, bounds: Any) -> bool:
+    low, high = _range(bounds)
+    return all(isinstance(v, (int, np.integer)) and low <= v <= high for v in values)
+
+
+def _sides(values: list) -> str:
+    return "×".join(str(v) for v in values)
+
+
+def _constant(tensor: Any) -> np.ndarray | None:
+    return np.asarray(tensor.values) if isinstance(tensor, gs.Constant) else None
+
+
+def _scalar(tensor: Any) -> float | None:
+    values = _constant(tensor)
+    return float(values.reshape(-1)[0]) if values is not None and values.size == 1 else None
+
+
+def _shape(tensor: Any) -> list | None:
+    shape = getattr(tensor, "shape", None)
+    return list(shape) if shape is not None else None
+
+
+# --- the checks: (passes, what was found) ------------------------------------------------------------
+Check = Callable[[gs.Node, OpRule, LayerRule, str], tuple[bool, str]]
+
+
+def _check_none(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    return True, "supported"
+
+
+def _check_convolution(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    limits = layer.limits
+    weight = _shape(node.inputs[1]) if len(node.inputs) > 1 else None
     kernel = list(node.attrs.get("kernel_shape") or (weight[2:] if weight else []))
     strides = list(node.attrs.get("strides") or [1] * len(kernel))
-    (k_low, k_high), (s_low, s_high) = rules.conv_kernel, rules.conv_stride
-    if len(kernel) != rules.conv_dims:
-        return "GPU", f"{len(kernel)}-D convolution; DLA convolution is {rules.conv_dims}-D"
-    if not all(isinstance(k, int) and k_low <= k <= k_high for k in kernel):
-        return "GPU", f"kernel {kernel[0]}×{kernel[1]} outside DLA's {k_low}–{k_high}"
-    if not all(s_low <= s <= s_high for s in strides):
-        return "GPU", f"stride {strides} outside DLA's {s_low}–{s_high}"
-    return "DLA", (
-        f"Convolution {kernel[0]}×{kernel[1]}, stride {strides[0]}×{strides[1]}: "
-        f"within DLA limits (kernel {k_low}–{k_high}, stride {s_low}–{s_high})"
+    if len(kernel) != limits["dims"]:
+        return False, f"{len(kernel)}-D convolution; DLA convolution is {limits['dims']}-D"
+    if not _within(kernel, limits["kernel"]):
+        return False, "kernel {} outside DLA's {}–{}".format(_sides(kernel), *_range(limits["kernel"]))
+    if not _within(strides, limits["stride"]):
+        return False, "stride {} outside DLA's {}–{}".format(_sides(strides), *_range(limits["stride"]))
+    if weight is not None:
+        channels = (weight[0], weight[1] * int(node.attrs.get("group", 1)))
+        if not all(isinstance(c, int) and c <= limits["max_channels"] for c in channels):
+            return False, f"{channels[1]} → {channels[0]} channels; DLA convolution takes at most {limits['max_channels']}"
+    group = int(node.attrs.get("group", 1))
+    return True, "kernel {}, stride {}{}: within DLA's kernel {}–{}, stride {}–{}".format(
+        _sides(kernel), _sides(strides), f", {group} groups" if group > 1 else "", *_range(limits["kernel"]), *_range(limits["stride"])
     )
 
 
-def _clip_rule(node: gs.Node, rules: DlaRules) -> tuple[str, str]:
-    low = _constant_scalar(node.inputs[1]) if len(node.inputs) > 1 else node.attrs.get("min")
-    if low == rules.clip_min:
-        return "DLA", f"Clip with min {rules.clip_min:g} is a Clipped ReLU activation"
-    return "GPU", f"Clip with min ≠ {rules.clip_min:g} is not a Clipped ReLU"
+def _check_pooling(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    limits = layer.limits
+    window = list(node.attrs.get("kernel_shape", []))
+    strides = list(node.attrs.get("strides") or [1] * len(window))
+    if len(window) != limits["dims"]:
+        return False, f"{len(window)}-D pooling; DLA pooling is {limits['dims']}-D"
+    if not _within(window, limits["window"]):
+        return False, "window {} outside DLA's {}–{}".format(_sides(window), *_range(limits["window"]))
+    if not _within(strides, limits["stride"]):
+        return False, "stride {} outside DLA's {}–{}".format(_sides(strides), *_range(limits["stride"]))
+    return True, "window {}, stride {}: within DLA's window {}–{}, stride {}–{}".format(
+        _sides(window), _sides(strides), *_range(limits["window"]), *_range(limits["stride"])
+    )
 
 
-def _concat_rule(node: gs.Node, rules: DlaRules) -> tuple[str, str]:
-    rank = len(node.outputs[0].shape) if node.outputs[0].shape is not None else 4
-    axis = node.attrs.get("axis", 1)
-    if axis % rank == rules.concat_axis:
-        return "DLA", "Concatenation along the channel axis is supported"
-    return "GPU", f"Concatenation along axis {axis}; DLA concatenates along the channel axis only"
+def _check_clip(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    bounds = [_scalar(node.inputs[i]) if len(node.inputs) > i and node.inputs[i].name else None for i in (1, 2)]
+    low = node.attrs.get("min", bounds[0])
+    high = node.attrs.get("max", bounds[1])
+    want_low, most = layer.limits["min"], layer.limits["max"]
+    if low is None or float(low) != want_low or high is None or float(high) > most:
+        return False, f"Clip({low}, {high}) is not a Clipped ReLU (constant min {want_low:g}, constant max ≤ {most:g})"
+    return True, f"Clip({float(low):g}, {float(high):g}): min {want_low:g}, max ≤ {most:g}"
 
 
-_ATTRIBUTE_RULES = {"Conv": _conv_rule, "Clip": _clip_rule, "Concat": _concat_rule}
+def _broadcast_form(shape: list | None, out: list | None) -> str | None:
+    """The form an input takes against the output's non-batch dimensions: CHW, C11, 111, or None
+    (another broadcast); ``"?"`` where a shape is unknown."""
+    if shape is None or out is None or not all(isinstance(d, int) for d in out[1:]):
+        return "?"
+    aligned = [1] * (len(out) - len(shape)) + shape
+    mine, theirs = aligned[1:], out[1:]
+    if not all(isinstance(d, int) for d in mine):
+        return "?"
+    if mine == theirs:
+        return "CHW"
+    if all(d == 1 for d in mine):
+        return "111"
+    if mine[0] == theirs[0] and all(d == 1 for d in mine[1:]):
+        return "C11"
+    return None
 
 
-def dla_rule(node: gs.Node, precision: str = "fp16", fp32_nodes: dict[str, str] | set[str] | None = None) -> tuple[str, str]:
-    """(``"DLA"`` or ``"GPU"``, reason) for one node under the documented DLA rules."""
+def _check_elementwise(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    constants = sum(isinstance(t, gs.Constant) for t in node.inputs)
+    low, high = op.constant_inputs or (0, len(node.inputs))
+    if not low <= constants <= high:
+        wanted = f"exactly {low}" if low == high else f"{low}–{high}"
+        return False, f"{constants} constant inputs; {op.operation} on DLA takes {wanted}"
+    out = _shape(node.outputs[0])
+    forms = [_broadcast_form(_shape(t), out) for t in node.inputs]
+    allowed = layer.limits["broadcast"]
+    for tensor, form in zip(node.inputs, forms):
+        if form != "?" and form not in allowed:
+            return False, f"input {_shape(tensor)} broadcast to {out} as {form or 'another form'}: not one of DLA's forms {'/'.join(allowed)}"
+    shown = "/".join(sorted({f for f in forms if f != "?"})) or "shapes unknown"
+    return True, f"{constants} constant inputs, broadcast {shown}: within DLA's forms {'/'.join(allowed)}"
+
+
+def _axes(node: gs.Node) -> list[int] | None:
+    if "axes" in node.attrs:
+        return [int(a) for a in node.attrs["axes"]]
+    values = _constant(node.inputs[1]) if len(node.inputs) > 1 else None
+    return [int(a) for a in values.reshape(-1)] if values is not None else None
+
+
+def _check_reduce(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    operations = layer.limits["operations"]
+    if op.operation not in operations:
+        return False, f"DLA's Reduce supports {'/'.join(operations)} only"
+    rank = len(_shape(node.inputs[0]) or [0, 0, 0, 0])
+    axes = _axes(node)
+    if axes is None or 0 in [a % rank for a in axes]:
+        return False, "Reduce over the batch axis (or over all axes); DLA reduces C, H, W only"
+    return True, f"over axes {axes}"
+
+
+def _check_matmul(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant):
+        return True, "constant second input (a fully connected layer)"
+    return False, "both inputs are activations; DLA takes a MatrixMultiply only with a constant second input"
+
+
+def _check_concat(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    rank = len(_shape(node.outputs[0]) or [0, 0, 0, 0])
+    axis = int(node.attrs.get("axis", 1))
+    if axis % rank == layer.limits["axis"]:
+        return True, "along the channel axis"
+    return False, f"along axis {axis}; DLA concatenates along the channel axis only"
+
+
+def _check_shuffle(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    most = layer.limits["max_rank"]
+    ranks = [len(s) for s in (_shape(node.inputs[0]), _shape(node.outputs[0])) if s is not None]
+    if any(r > most for r in ranks):
+        return False, f"rank-{max(ranks)} tensor; DLA's Shuffle takes at most {most}-D"
+    perm = node.attrs.get("perm")
+    if node.op == "Transpose" and perm is not None and int(perm[0]) != 0:
+        return False, f"Transpose {list(perm)} moves the batch axis; DLA's Shuffle does not"
+    return True, "within DLA's Shuffle"
+
+
+def _check_slice(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
+    dynamic = [t.name for t in node.inputs[1:] if t.name and not isinstance(t, gs.Constant)]
+    if dynamic:
+        return False, f"dynamic slice ({dynamic[0]} is computed); DLA slices statically only"
+    return True, "static"
+
+
+_CHECKS: dict[str, Check] = {
+    "none": _check_none,
+    "convolution": _check_convolution,
+    "pooling": _check_pooling,
+    "clip": _check_clip,
+    "elementwise": _check_elementwise,
+    "reduce": _check_reduce,
+    "matmul": _check_matmul,
+    "concat": _check_concat,
+    "shuffle": _check_shuffle,
+    "slice": _check_slice,
+}
+
+
+def _too_large(node: gs.Node, rules: DlaRules) -> str | None:
+    for tensor in node.outputs:
+        dims = [d for d in (_shape(tensor) or [])[1:] if isinstance(d, int)]
+        if dims and max(dims) > rules.max_dimension:
+            return f"output {_shape(tensor)} has a dimension over DLA's {rules.max_dimension}"
+    return None
+
+
+def dla_rule(node: gs.Node, precision: str = "fp16", fp32_nodes: dict[str, str] | set[str] | None = None) -> tuple[str, str, str]:
+    """(``"DLA"`` or ``"GPU"``, the rule that decided, why) for one node under the documented DLA rules."""
     rules = dla_rules()
     runs = " and ".join(rules.precisions)
-    if precision == "fp32":
-        return "GPU", f"FP32 build: DLA runs {runs} only"
+    if precision.upper() not in rules.precisions:
+        return "GPU", "general.precisions", f"{precision.upper()} build: DLA runs {runs} only"
     fp32_nodes = fp32_nodes or set()
     if node.name in fp32_nodes:
         why = fp32_nodes[node.name] if isinstance(fp32_nodes, dict) else "FP32 island"
-        return "GPU", f"kept FP32 by the precision plan ({why}); DLA runs {runs} only"
-    if node.op in _ATTRIBUTE_RULES:
-        return _ATTRIBUTE_RULES[node.op](node, rules)
-    rule = rules.ops.get(node.op)
-    if rule is None:
-        return "GPU", f"{node.op} is not in the DLA supported-layer list"
-    if rule.device == "DLA":
-        return "DLA", f"{rule.text} is supported"
-    return "GPU", rule.text
+        return "GPU", "general.precisions", f"kept FP32 by the precision plan ({why}); DLA runs {runs} only"
+    op = rules.ops.get(node.op)
+    if op is None:
+        return "GPU", "unlisted", f"{node.op} is not in the DLA supported-layer list"
+    if op.layer is None:
+        return "GPU", op.key, str(op.reason)
+    layer = op.layer
+    name = f"{layer.name} {op.operation}" if op.operation else layer.name
+    if layer.precisions is not None and precision.upper() not in layer.precisions:
+        return "GPU", f"layers.{layer.name}", f"{name} runs on DLA in {'/'.join(layer.precisions)} only"
+    too_large = _too_large(node, rules)
+    if too_large:
+        return "GPU", "general.max_dimension", too_large
+    passed, found = _CHECKS[layer.check](node, op, layer, precision)
+    return ("DLA" if passed else "GPU"), f"layers.{layer.name}", f"{name}: {found}"
 
 
 @dataclass
@@ -101,11 +264,17 @@ class DlaPrediction:
     loadables: int
     #: the network input read by a DLA node / the output produced by one (I/O reformats)
     io_reformats: int
+    loadables_per_core: int
+    #: the DLA core the build targets (None: any)
+    core: int | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"PREDICTION from the documented DLA rules ({dla_rules().cited_as}); not confirmed on a device"
+        return (
+            f"PREDICTION from the documented DLA rules ({dla_rules().cited_as}); not confirmed on a device "
+            "(rf-build records TensorRT's answer beside it in the engine's sidecar)"
+        )
 
     @property
     def transitions(self) -> int:
@@ -114,19 +283,37 @@ class DlaPrediction:
     def count(self, device: str) -> int:
         return sum(p.device == device for p in self.placements)
 
+    @property
+    def without_fallback(self) -> bool:
+        """Whether a build without GPU fallback would succeed: every node on DLA, in loadables one core holds."""
+        return self.count("GPU") == 0 and self.loadables <= self.loadables_per_core
+
+    def without_fallback_reason(self) -> str:
+        gpu = [p for p in self.placements if p.device == "GPU"]
+        if gpu:
+            first = gpu[0]
+            return f"fails: {len(gpu)} nodes cannot run on DLA (first: {first.name}, {first.op}: {first.reason})"
+        if self.loadables > self.loadables_per_core:
+            return f"fails: {self.loadables} DLA loadables, a core holds {self.loadables_per_core}"
+        return f"succeeds: every node on DLA in {self.loadables} loadable{'s' if self.loadables != 1 else ''}"
+
     def by_op(self) -> list[tuple[str, int, int, str]]:
-        """(op, on DLA, on GPU, a reason) per op type."""
+        """(op, on DLA, on GPU, a reason) per op type; the reason of its first GPU node where it has one."""
         rows: dict[str, list] = {}
         for p in self.placements:
             reason = re.sub(r"\(attention core: [^)]*\)", "(attention core)", p.reason)
-            row = rows.setdefault(p.op, [0, 0, reason])
+            row = rows.setdefault(p.op, [0, 0, reason, False])
             row[0 if p.device == "DLA" else 1] += 1
-        return sorted(((op, d, g, r) for op, (d, g, r) in rows.items()), key=lambda r: (-(r[1] + r[2]), r[0]))
+            if p.device == "GPU" and not row[3]:
+                row[2], row[3] = reason, True
+        return sorted(((op, d, g, r) for op, (d, g, r, _) in rows.items()), key=lambda r: (-(r[1] + r[2]), r[0]))
 
     def as_dict(self) -> dict:
         return {
             "label": self.label,
+            "rules": dla_rules().cited_as,
             "target": self.target,
+            "core": self.core,
             "precision": self.precision,
             "dla_nodes": self.count("DLA"),
             "gpu_nodes": self.count("GPU"),
@@ -134,6 +321,9 @@ class DlaPrediction:
             "gpu_to_dla": self.gpu_to_dla,
             "transitions": self.transitions,
             "loadables": self.loadables,
+            "loadables_per_core": self.loadables_per_core,
+            "without_fallback": self.without_fallback,
+            "without_fallback_reason": self.without_fallback_reason(),
             "io_reformats": self.io_reformats,
             "notes": list(self.notes),
             "placements": [asdict(p) for p in self.placements],
@@ -145,7 +335,7 @@ def _transitions(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs
     dla_to_gpu = gpu_to_dla = 0
     for tensor in {id(t): t for n in graph.nodes for t in n.outputs}.values():
         source = producer[id(tensor)]
-        targets = {device[id(c)] for c in tensor.outputs}
+        targets = {device[id(c)] for c in tensor.outputs if id(c) in device}
         for side in targets - {device[id(source)]}:
             dla_to_gpu += side == "GPU"
             gpu_to_dla += side == "DLA"
@@ -172,17 +362,16 @@ def _loadables(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs.N
     return len({find(k) for k in parent})
 
 
-def _notes(graph: gs.Graph, placements: list[NodePlacement], loadables: int, max_loadables: int) -> list[str]:
+def _notes(graph: gs.Graph, prediction: DlaPrediction) -> list[str]:
     notes = []
     batch = graph.inputs[0].shape[0] if graph.inputs and graph.inputs[0].shape else None
-    if not isinstance(batch, int):
+    if not isinstance(batch, int) and prediction.core is None:
         notes.append("the ONNX has a dynamic batch; DLA takes static shapes only (rf-export --dla N makes the batch static)")
-    if loadables > max_loadables:
-        notes.append(f"{loadables} DLA loadables exceed the {max_loadables} per DLA core: TensorRT keeps the excess on the GPU")
-    if any(p.device == "GPU" for p in placements) and any(p.device == "DLA" for p in placements):
+    if prediction.loadables > prediction.loadables_per_core:
+        notes.append(f"{prediction.loadables} DLA loadables exceed the {prediction.loadables_per_core} per DLA core: TensorRT keeps the excess on the GPU")
+    if prediction.count("GPU") and prediction.count("DLA"):
         notes.append("needs GPU fallback (trtexec --allowGPUFallback); every transition adds reformat kernels")
-    if any(p.op == "HardSwish" and p.device == "GPU" for p in placements):
-        notes.append("HardSwish = x·clip(x+3, 0, 6)/6 uses only DLA layers: rewriting it would keep those nodes on DLA")
+    notes.append(f"a build without GPU fallback {prediction.without_fallback_reason()}")
     return notes
 
 
@@ -191,18 +380,30 @@ def predict_dla(
     precision: str = "fp16",
     fp32_nodes: dict[str, str] | set[str] | None = None,
     target: str = "orin",
-    max_loadables: int | None = None,
+    core: int | None = None,
 ) -> DlaPrediction:
-    """Place every node of ``graph`` on DLA or GPU (:func:`dla_rule`) and count what that costs.
-    ``max_loadables`` defaults to the documented loadables per DLA core."""
-    if max_loadables is None:
-        max_loadables = dla_rules().loadables_per_core
+    """Place every node of ``graph`` on DLA or GPU (:func:`dla_rule`) and count what that costs."""
+    rules = dla_rules()
     placements = [NodePlacement(n.name, n.op, *dla_rule(n, precision, fp32_nodes)) for n in graph.nodes]
     device = {id(n): p.device for n, p in zip(graph.nodes, placements)}
     producer = {id(t): n for n in graph.nodes for t in n.outputs}
     dla_to_gpu, gpu_to_dla = _transitions(graph, device, producer)
-    loadables = _loadables(graph, device, producer)
     io = sum(device[id(c)] == "DLA" for t in graph.inputs for c in t.outputs)
     io += sum(device[id(producer[id(t)])] == "DLA" for t in graph.outputs if id(t) in producer)
-    notes = _notes(graph, placements, loadables, max_loadables)
-    return DlaPrediction(target, precision, placements, dla_to_gpu, gpu_to_dla, loadables, int(io), notes)
+    prediction = DlaPrediction(
+        target, precision, placements, dla_to_gpu, gpu_to_dla, _loadables(graph, device, producer), int(io), rules.loadables_per_core, core
+    )
+    prediction.notes = _notes(graph, prediction)
+    return prediction
+
+
+def predict_dla_onnx(
+    model: onnx.ModelProto, precision: str, fp32_nodes: set[str] | dict[str, str] | None, target: str, core: int | None
+) -> DlaPrediction:
+    """:func:`predict_dla` for an ONNX model (shapes inferred as the passes infer them)."""
+    return predict_dla(to_graph(model), precision, fp32_nodes, target, core)
+
+
+def prediction_bytes(prediction: DlaPrediction) -> bytes:
+    """The prediction as a bundle carries it (:data:`rftrt.targets.dla.PREDICTION_FILE`): JSON, keys sorted."""
+    return (json.dumps(prediction.as_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()

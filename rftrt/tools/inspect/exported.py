@@ -40,9 +40,11 @@ def export_and_pass(
     precision: str = "fp32",
     onnx_model: onnx.ModelProto | None = None,
     seed: int = 0,
+    dla_batch: int | None = None,
 ) -> ExportedModel:
     """Export registry model ``name`` (random weights, seeded) or take ``onnx_model``, then run the
-    passes of ``rf-export`` on it. With a model name the passes are held to its attention-block count."""
+    passes of ``rf-export`` on it. With a model name the passes are held to its attention-block count.
+    ``dla_batch``: as ``rf-export --dla`` does, export with that static batch and run the DLA rewrites."""
 
     from ...export.onnx_export import export_onnx
     from ...export.prepare import attention_blocks, run_passes
@@ -59,11 +61,11 @@ def export_and_pass(
     if onnx_model is None:
         if torch_model is None:
             raise RftrtError("give a model name (--model) or an ONNX file (--onnx)")
-        before = export_onnx(torch_model, resolution)
+        before = export_onnx(torch_model, resolution, dynamic_batch=dla_batch is None, batch=dla_batch or 1)
     else:
         found = _onnx_resolution(onnx_model)
         if found is not None and found != resolution:
             raise RftrtError(f"the ONNX takes {found}×{found} images but --resolution is {resolution}; pass --resolution {found}")
         before = onnx_model
-    after, reports = run_passes(before, precision, blocks)
+    after, reports = run_passes(before, precision, blocks, dla=dla_batch is not None)
     return ExportedModel(name, resolution, precision, before, after, reports, torch_model)

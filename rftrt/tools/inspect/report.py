@@ -1,10 +1,10 @@
-"""The whole inspection of one model: the four views assembled into an :class:`InspectReport`, its
+"""The whole inspection of one model: the views assembled into an :class:`InspectReport`, its
 terminal and Markdown rendering, and its files (``--json``, ``--markdown``)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,8 @@ from .complexity import ComplexityReport, complexity_report, graph_macs
 from .dla import DlaPrediction, predict_dla
 from .exported import ExportedModel, export_and_pass
 from .histogram import OpHistogram, op_histogram
-from .traffic import TRAFFIC_RULES, TimeFloor, TrafficEstimate, memory_traffic, time_floor
+from .limits import LIMIT_KINDS, Limit, PaperRow, compulsory_from_graph, compute_limits, paper_row
+from .traffic import TRAFFIC_RULES, TrafficEstimate, fused_schedule, memory_traffic
 
 if TYPE_CHECKING:
     from ...precision.plan import PrecisionPlan
@@ -36,8 +37,10 @@ class InspectReport:
     histogram: OpHistogram
     traffic: TrafficEstimate
     macs_per_image: int
-    floors: list[TimeFloor]
+    limits: list[Limit]
     hardware: list[Hardware]
+    #: the paper's measurements of this model and resolution, if it has any
+    paper: PaperRow | None
     dla: DlaPrediction | None
     target: str | None
     notes: list[str] = field(default_factory=list)
@@ -51,7 +54,9 @@ class InspectReport:
             "op_histogram": self.histogram.as_dict(),
             "memory_traffic": self.traffic.as_dict(),
             "macs_per_image": self.macs_per_image,
-            "time_floors": [f.as_dict() for f in self.floors],
+            "limits": [limit.as_dict() for limit in self.limits],
+            "limit_kinds": dict(LIMIT_KINDS),
+            "paper": asdict(self.paper) if self.paper else None,
             "hardware": [h.as_dict() for h in self.hardware],
             "target": self.target,
             "dla_placement": self.dla.as_dict() if self.dla else None,
@@ -74,11 +79,7 @@ def _model_name(name: str | None, onnx_model: onnx.ModelProto | None) -> str | N
 def _dla_on_target(exported: ExportedModel, tgt: Target, plan: PrecisionPlan | None, precision: str) -> DlaPrediction:
     """The DLA placement on target ``tgt``, with the precision plan's FP32 nodes kept on the GPU."""
     reasons: dict[str, str] = dict(plan.reasons) if plan else {}
-    if plan is not None and not tgt.strongly_typed:
-        # weakly typed builds pin compute layers only; data movement follows its neighbours' types
-        pinned = set(plan.weakly_typed_layers(exported.after))
-        reasons = {k: v for k, v in reasons.items() if k in pinned}
-    dla = predict_dla(to_graph(exported.after), precision, reasons, tgt.name)
+    dla = predict_dla(to_graph(exported.after), precision, reasons, tgt.name, tgt.dla_core)
     dla.notes.insert(0, f"TensorRT {tgt.release.version} ({tgt.release.dialect}ly typed) on {tgt.display}")
     return dla
 
@@ -91,8 +92,9 @@ def inspect_model(
     gpus: tuple[str, ...] = ("orin", "l40", "h100", "h200"),
     precision: str = "fp16",
     batches: tuple[int, ...] = (1, 8, 32),
+    dla_core: int | None = None,
 ) -> InspectReport:
-    """Everything ``rf-inspect`` prints, as data."""
+    """Everything ``rf-inspect`` prints, as data; ``dla_core`` places the network on that DLA core of ``target``."""
     from ...precision.plan import plan_on_photographs
 
     hw = [hardware(g) for g in gpus]
@@ -100,9 +102,10 @@ def inspect_model(
     if target is not None:
         from ...targets.profiles import load_target
 
-        tgt = load_target(target)
+        tgt = load_target(target, dla_core=dla_core)
     name = _model_name(name, onnx_model)
-    exported = export_and_pass(name, resolution, precision, onnx_model)
+    dla_batch = tgt.batch.opt if tgt is not None and tgt.dla_core is not None else None
+    exported = export_and_pass(name, resolution, precision, onnx_model, dla_batch=dla_batch)
     notes: list[str] = []
     complexity = None
     if name is not None:
@@ -112,8 +115,9 @@ def inspect_model(
         macs = graph_macs(exported.after)
         notes.append("no model name (not given, not in the ONNX metadata): parameters per stage not counted; MACs from the graph")
     plan = plan_on_photographs(exported.after, resolution) if precision == "fp16" else None
-    traffic = memory_traffic(exported.after, precision, set(plan.reasons) if plan else None)
-    floors = [time_floor(traffic, macs, g, b, fused) for g in hw for b in batches for fused in (False, True)]
+    fp32_nodes = set(plan.reasons) if plan else None
+    traffic = memory_traffic(exported.after, precision, fp32_nodes)
+    limits = compute_limits(compulsory_from_graph(exported.after), traffic, fused_schedule(exported.after, precision, fp32_nodes), hw, batches)
     dla = None
     if tgt is not None:
         if tgt.dla_cores > 0:
@@ -128,8 +132,9 @@ def inspect_model(
         histogram=op_histogram(exported),
         traffic=traffic,
         macs_per_image=macs,
-        floors=floors,
+        limits=limits,
         hardware=hw,
+        paper=paper_row(name, resolution),
         dla=dla,
         target=tgt.name if tgt else None,
         notes=notes,
@@ -192,37 +197,59 @@ def _traffic_section(t: TrafficEstimate) -> list[str]:
     return out
 
 
-def _floors_section(r: InspectReport) -> list[str]:
-    out = ["", f"## Time floor per image = max(bytes / bandwidth, 2·MACs / dense FP16 rate); MACs {r.macs_per_image / 1e6:.1f} M", ""]
+def _paper_measured(r: InspectReport, limit: Limit) -> list[str]:
+    """The paper's throughput for this GPU and batch, and its share of our ceiling ("–" without one)."""
+    measured = r.paper.measured_img_s().get((limit.gpu, limit.batch)) if r.paper else None
+    if measured is None:
+        return ["–", "–"]
+    return [f"{measured:,.0f}", f"{measured / limit.ceiling_img_s:.1%}"]
+
+
+def _limits_section(r: InspectReport) -> list[str]:
+    out = ["", f"## Limits per batch (µs for the whole batch); MACs {r.macs_per_image / 1e6:.1f} M per image", ""]
     hw = {g.key: g for g in r.hardware}
-    rows = []
-    for f in r.floors:
-        if not f.fused:
-            continue
-        unfused = next(u for u in r.floors if not u.fused and u.gpu == f.gpu and u.batch == f.batch)
-        g = hw[f.gpu]
-        rows.append(
-            [f.gpu, f"{g.memory_gb_s:,.0f}", f"{g.fp16_dense_tflops:,.1f}", f.batch, f"{unfused.floor_us:.1f}", f"{f.floor_us:.1f}",
-             f"{f.compute_us:.1f}", f.bound, f"{f.img_s:,.0f}"]
-        )  # fmt: skip
-    out.append(
-        render_table(["GPU", "GB/s", "FP16 TFLOPS", "batch", "floor µs unfused", "floor µs fused", "compute µs", "bound", "img/s ceiling (fused)"], rows)
-    )
-    out += [f"- {g.key}: {g.name}" + (f". {g.notes}" if g.notes else "") for g in r.hardware]
-    out.append("Figures and their sources: rftrt/targets/hardware.toml. A measured time divided into the floor gives the fraction of the limit reached.")
+    rows = [
+        [f.gpu, f"{hw[f.gpu].memory_gb_s:,.0f}", f"{hw[f.gpu].fp16_dense_tflops:,.1f}", f"{hw[f.gpu].l2_mib:g}", f.batch,
+         f"{f.lower_bound_us:,.1f} ({f.lower_bound_by})", f"{f.estimate_us:,.1f} ({f.estimate_by})", _mb(f.estimate_bytes / f.batch),
+         f"{f.ceiling_img_s:,.0f}", *_paper_measured(r, f)]
+        for f in r.limits
+    ]  # fmt: skip
+    headers = ["GPU", "GB/s", "FP16 TFLOPS", "L2 MiB", "batch", "lower bound µs", "model estimate µs", "estimate DRAM MB/image",
+               "ceiling img/s", "paper img/s", "paper / ceiling"]  # fmt: skip
+    out.append(render_table(headers, rows))
+    out += [f"{kind}: {text}." for kind, text in LIMIT_KINDS.items()]
+    out.append("ceiling img/s = batch × 10⁶ / lower bound: no implementation exceeds it. The model estimate is a model, not a limit.")
+    if r.paper is not None:
+        out.append(
+            f"paper: the ReduceFormer paper's TensorRT FP16 measurements of this model at r{r.resolution} (Table 1: Orin latency at batch 1 "
+            "as img/s, L40 batch 1; Table 2: L40 batch 8/16/32); its Orin is DRIVE Orin, ours the Jetson AGX Orin standing in for it"
+        )
+        if r.paper.orin_mb_per_image is not None:
+            ours = next((f for f in r.limits if f.gpu == "orin" and f.batch == 1), None)
+            beside = f"; ours on orin at batch 1: {_mb(ours.estimate_bytes)} MB (model estimate)" if ours else ""
+            out.append(
+                f"paper's Orin memory traffic (Table 1, Avg Mem BW): {r.paper.orin_mb_per_image:.2f} MB/image{beside}, "
+                f"{_mb(r.traffic.per_image(True))} MB under the fused rule without L2"
+            )
+    for g in r.hardware:
+        parts = [g.name, g.notes, f"L2: {g.l2_notes}" if g.l2_notes else ""]
+        out.append(f"- {g.key}: " + ". ".join(p.rstrip(".") for p in parts if p) + ".")
+    out.append("Figures and their sources: rftrt/targets/hardware.toml; the paper's: rftrt/tools/inspect/paper_tables.toml.")
     return out
 
 
 def _dla_section(d: DlaPrediction, nodes: bool) -> list[str]:
-    out = ["", f"## DLA placement on {d.target}: {d.label}", ""]
+    where = d.target + (f" DLA core {d.core}" if d.core is not None else "")
+    out = ["", f"## DLA placement on {where}: {d.label}", ""]
     out.append(
         f"{d.count('DLA')} nodes on DLA, {d.count('GPU')} on the GPU; {d.transitions} transitions "
-        f"({d.dla_to_gpu} DLA→GPU, {d.gpu_to_dla} GPU→DLA); {d.loadables} DLA loadables; {d.io_reformats} network I/O reformats"
+        f"({d.dla_to_gpu} DLA→GPU, {d.gpu_to_dla} GPU→DLA); {d.loadables} DLA loadables (a core holds {d.loadables_per_core}); "
+        f"{d.io_reformats} network I/O reformats; without GPU fallback the build {'succeeds' if d.without_fallback else 'fails'}"
     )
     out += [f"- {n}" for n in d.notes]
-    out += ["", render_table(["op", "DLA", "GPU", "reason (first node of the op)"], [list(row) for row in d.by_op()], "lrrl")]
+    out += ["", render_table(["op", "DLA", "GPU", "reason (its first GPU node, else its first node)"], [list(row) for row in d.by_op()], "lrrl")]
     if nodes:
-        out += ["", render_table(["#", "node", "op", "device", "reason"], [[i, p.name, p.op, p.device, p.reason] for i, p in enumerate(d.placements)], "rllll")]
+        out += ["", render_table(["#", "node", "op", "device", "rule", "reason"], [[i, p.name, p.op, p.device, p.rule, p.reason] for i, p in enumerate(d.placements)], "rlllll")]
     return out
 
 
@@ -235,7 +262,7 @@ def format_inspect(report: InspectReport, nodes: bool = True, markdown: bool = F
         out += _complexity_section(r.complexity)
     out += _histogram_section(r.histogram)
     out += _traffic_section(r.traffic)
-    out += _floors_section(r)
+    out += _limits_section(r)
     if r.dla is not None:
         out += _dla_section(r.dla, nodes)
     out += [f"note: {n}" for n in r.notes]

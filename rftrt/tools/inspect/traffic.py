@@ -1,5 +1,5 @@
-"""Memory traffic per image of the ONNX TensorRT is given (after the passes), under two rules, and
-the time floor it implies on a named GPU (``rftrt/targets/hardware.toml``).
+"""Memory traffic per image of the ONNX TensorRT is given (after the passes), under two rules; the
+on-chip model of :mod:`.limits` turns it into time on a named GPU (``rftrt/targets/hardware.toml``).
 
 - *unfused*: weights are read once per batch, the input is read once, every activation is written
   once and read once, the output is written once. Reshape, Flatten, Squeeze, Unsqueeze and Identity
@@ -11,15 +11,21 @@ the time floor it implies on a named GPU (``rftrt/targets/hardware.toml``).
   writes straight into the Concat's output: concatenation elision) or (d) it is a Split/Slice output
   (consumers read the slice where it lies).
 
+The fused rule follows the fusions TensorRT documents in its Layer Fusion Catalog
+(docs.nvidia.com/deeplearning/tensorrt/latest/performance/fusion-catalog.html: convolution with an
+activation or element-wise operation, point-wise fusion, reductions with their point-wise prologue,
+concatenation elision). :func:`fused_schedule` gives the same rule node by node, in execution order,
+for the on-chip model of :mod:`.limits`.
+
 Element sizes follow the precision: FP16 is 2 bytes except the precision plan's FP32 islands (the
 attention cores and LayerNorm: 4 bytes); the graph input and output stay FP32 in every rendering.
-The reads of a tensor with several consumers are counted once (as the rules say), so both estimates
-are floors for their execution model.
+The reads of a tensor with several consumers are counted once (as the rules say). Neither rule knows
+about on-chip memory, so neither is a limit: TensorRT keeps tensors in L2 and beats both (the
+lower bound of :mod:`.limits` is the limit).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,10 +36,9 @@ from ...errors import RftrtError
 from ...export.passes import to_graph
 from ...export.passes.attention import find_attention_cores
 from ...precision.plan import structural_fp32_nodes
-from ...targets.hardware import Hardware
 from .graph import STAGE_LABELS, graph_batch, numel, stage_of
 
-__all__ = ["TRAFFIC_RULES", "TimeFloor", "TrafficEstimate", "memory_traffic", "time_floor"]
+__all__ = ["TRAFFIC_RULES", "Step", "TrafficEstimate", "fused_schedule", "memory_traffic"]
 
 TRAFFIC_RULES = {
     "unfused": "weights read once per batch; input read once; every activation written once and read once; "
@@ -175,16 +180,23 @@ def _activation_traffic(graph: gs.Graph, precision: str, islands: set[str], low:
     return totals
 
 
+def _element_sizes(graph: gs.Graph, precision: str, fp32_nodes: set[str] | None) -> tuple[set[str], int]:
+    """The nodes whose tensors count 4 bytes (FP16: the plan's FP32 nodes, by default its structural
+    islands) and the element size of all others."""
+    if precision not in ("fp16", "fp32"):
+        raise RftrtError(f"precision {precision!r} not supported for the traffic estimate; use fp16 or fp32")
+    if precision == "fp32":
+        return set(), 4
+    return (set(structural_fp32_nodes(graph)) if fp32_nodes is None else set(fp32_nodes)), 2
+
+
 def memory_traffic(model: onnx.ModelProto, precision: str = "fp16", fp32_nodes: set[str] | None = None) -> TrafficEstimate:
     """Estimate the memory traffic of ``model`` (the ONNX after the passes) under both rules of
     :data:`TRAFFIC_RULES`. ``fp32_nodes`` (FP16 only) are the precision plan's FP32 nodes; by default
     its structural islands (attention cores, LayerNorm)."""
-    if precision not in ("fp16", "fp32"):
-        raise RftrtError(f"precision {precision!r} not supported for the traffic estimate; use fp16 or fp32")
     graph = to_graph(model)
     batch = graph_batch(graph)
-    islands = (set(structural_fp32_nodes(graph)) if fp32_nodes is None else set(fp32_nodes)) if precision == "fp16" else set()
-    low = 2 if precision == "fp16" else 4
+    islands, low = _element_sizes(graph, precision, fp32_nodes)
     activations = _activation_traffic(graph, precision, islands, low, batch)
     return TrafficEstimate(
         precision=precision,
@@ -202,44 +214,46 @@ def memory_traffic(model: onnx.ModelProto, precision: str = "fp16", fp32_nodes: 
 
 
 @dataclass(frozen=True)
-class TimeFloor:
-    """The roofline floor per image: max(bytes / bandwidth, 2·MACs / FP16 rate)."""
+class Step:
+    """One compute node in execution order, as the fused rule sees it."""
 
-    gpu: str
-    batch: int
-    fused: bool
-    bytes_per_image: float
-    macs_per_image: int
-    memory_us: float
-    compute_us: float
-
-    @property
-    def floor_us(self) -> float:
-        return max(self.memory_us, self.compute_us)
-
-    @property
-    def bound(self) -> str:
-        return "memory" if self.memory_us >= self.compute_us else "compute"
-
-    @property
-    def img_s(self) -> float:
-        return 1e6 / self.floor_us if self.floor_us > 0 else math.inf
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "floor_us": self.floor_us, "bound": self.bound, "img_s_ceiling": self.img_s}
+    node: str
+    #: the weights this node is the first to read (each constant once), bytes
+    weights_bytes: int
+    #: materialised activations it reads (through views)
+    reads: tuple[str, ...]
+    #: materialised activations it writes: (tensor, bytes per image)
+    writes: tuple[tuple[str, int], ...]
 
 
-def time_floor(traffic: TrafficEstimate, macs: int, gpu: Hardware, batch: int = 1, fused: bool = True) -> TimeFloor:
-    """The time floor per image of a model whose traffic and MACs are given, on ``gpu``."""
-    if batch < 1:
-        raise RftrtError(f"batch must be at least 1, got {batch}")
-    per_image = traffic.per_image(fused, batch)
-    return TimeFloor(
-        gpu=gpu.key,
-        batch=batch,
-        fused=fused,
-        bytes_per_image=per_image,
-        macs_per_image=macs,
-        memory_us=per_image / (gpu.memory_gb_s * 1e9) * 1e6,
-        compute_us=2 * macs / (gpu.fp16_dense_tflops * 1e12) * 1e6,
-    )
+def fused_schedule(model: onnx.ModelProto, precision: str = "fp16", fp32_nodes: set[str] | None = None) -> list[Step]:
+    """The nodes of ``model`` (after the passes) in graph order with the activations the fused rule
+    materialises, sized as :func:`memory_traffic` sizes them (the graph input and output left out:
+    they are compulsory traffic)."""
+    graph = to_graph(model)
+    batch = graph_batch(graph)
+    islands, low = _element_sizes(graph, precision, fp32_nodes)
+    outputs = {t.name for t in graph.outputs}
+    reads: dict[str, list[str]] = {}
+    writes: dict[str, list[tuple[str, int]]] = {}
+    for node in graph.nodes:
+        if node.op in _VIEW_OPS:
+            continue
+        for tensor in node.outputs:
+            if tensor.name in outputs or not _is_float(tensor) or _fused_away(node, tensor):
+                continue
+            size = (numel(tensor.shape) or 0) * (4 if node.name in islands else low) // batch
+            writes.setdefault(node.name, []).append((tensor.name, size))
+            for consumer in _consumers(tensor):
+                reads.setdefault(consumer.name, []).append(tensor.name)
+    steps, seen = [], set()
+    for node in graph.nodes:
+        if node.op in _VIEW_OPS:
+            continue
+        weights = 0
+        for tensor in node.inputs:
+            if isinstance(tensor, gs.Constant) and _is_float(tensor) and tensor.name not in seen:
+                seen.add(tensor.name)
+                weights += int(tensor.values.size) * (4 if node.name in islands else low)
+        steps.append(Step(node.name, weights, tuple(dict.fromkeys(reads.get(node.name, []))), tuple(writes.get(node.name, []))))
+    return steps
