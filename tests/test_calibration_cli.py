@@ -19,8 +19,8 @@ from rftrt.precision.render import render_fp16
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
+def digits(shared_tmp):
+    root = shared_tmp.mktemp("digits")
     data = load_digits_data()
     model_path = root / "rf_digits.onnx"
     onnx.save(digits_fp32_onnx(load_checkpoint()), model_path)

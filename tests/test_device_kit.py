@@ -19,9 +19,9 @@ from rftrt.device.kit import HOST_ONLY, KIT_NAME, build_kit, kit_modules, module
 
 
 @pytest.fixture(scope="session")
-def numpy_only(tmp_path_factory) -> Path:
+def numpy_only(shared_tmp) -> Path:
     """A virtual environment whose only package is this NumPy (linked in, nothing downloaded)."""
-    root = tmp_path_factory.mktemp("numpy-only")
+    root = shared_tmp.mktemp("numpy-only")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
     python = root / "venv" / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())

@@ -182,12 +182,12 @@ def test_stage_of_node_names():
 
 
 @pytest.fixture(scope="module")
-def rf_onnx(tmp_path_factory, exported):
+def rf_onnx(shared_tmp, exported):
     """rf_b0 as exported, its metadata naming the model (as rf-export writes it)."""
     model = onnx.ModelProto()
     model.CopyFrom(exported["rf_b0"].before)
     model.metadata_props.add(key="model", value="rf_b0")
-    path = tmp_path_factory.mktemp("onnx") / "rf_b0.onnx"
+    path = shared_tmp.mktemp("onnx") / "rf_b0.onnx"
     onnx.save(model, str(path))
     return path
 

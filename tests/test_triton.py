@@ -150,11 +150,11 @@ def test_static_engine_is_served_without_batching():
 
 
 @pytest.fixture(scope="module")
-def l40_fp32_r96(tmp_path_factory) -> Path:
+def l40_fp32_r96(shared_tmp) -> Path:
     """An FP32 L40 bundle at another resolution, exported with --triton (its repository beside it)."""
     from rftrt.pipeline import ExportOptions, run_export
 
-    out = tmp_path_factory.mktemp("export") / "rf_b0-l40-fp32"
+    out = shared_tmp.mktemp("export") / "rf_b0-l40-fp32"
     result = run_export(ExportOptions(model="rf_b0", target="l40", resolution=96, out_dir=str(out), triton=True), log=lambda _: None)
     assert result.stages[-1]["stage"] == "triton"
     return out
@@ -191,12 +191,12 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def triton_server(l40, tmp_path_factory):
+def triton_server(l40, shared_tmp):
     """PyTriton's tritonserver serving the L40 repository's ONNX Runtime variant on 127.0.0.1."""
     python = _pytriton_python()
     if python is None:
         pytest.skip("nvidia-pytriton is not installed here (set RFTRT_PYTRITON_PYTHON to a Python that has it and onnxruntime)")
-    repo = tmp_path_factory.mktemp("served") / "repo"
+    repo = shared_tmp.mktemp("served") / "repo"
     write_repository(l40, repo)
     http, grpc, metrics = _free_ports(3)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
