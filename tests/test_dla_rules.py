@@ -219,6 +219,19 @@ def test_transitions_loadables_and_a_build_without_fallback():
     assert "PREDICTION" in data["label"]
 
 
+def test_a_skip_connection_around_a_gpu_stretch_does_not_join_two_loadables():
+    """x → Conv(DLA) → a → HardSwish(GPU) → Conv(DLA) → c; Add(a, c) on DLA. The Add waits on the GPU
+    through c, so it cannot be in the first Conv's loadable although a joins them directly."""
+    x = var((1, 4, 16, 16))
+    c1, a = conv(x, 4, 1)
+    hs, b = node("HardSwish", [a], a.shape)
+    c2, c = conv(b, 4, 1)
+    add, y = node("Add", [a, c], a.shape)
+    prediction = predict_dla(_graph([c1, hs, c2, add], x, [y]), "fp16", core=0)
+    assert [p.device for p in prediction.placements] == ["DLA", "GPU", "DLA", "DLA"]
+    assert prediction.loadables == 2
+
+
 def test_more_loadables_than_a_core_holds():
     x = var(("batch", 4, 8, 8))
     nodes, t = [], x

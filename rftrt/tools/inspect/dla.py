@@ -342,9 +342,27 @@ def _transitions(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs
     return int(dla_to_gpu), int(gpu_to_dla)
 
 
+def _gpu_stretches(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs.Node]) -> dict[int, int]:
+    """Per node, how many GPU-to-DLA returns lie on the longest path into it. A loadable runs on DLA
+    from start to end without waiting on the GPU, so DLA nodes on either side of a GPU stretch belong
+    to different loadables even where a skip connection joins them around it."""
+    stretches: dict[int, int] = {}
+    for node in graph.nodes:  # topological order
+        best = 0
+        for tensor in node.inputs:
+            source = producer.get(id(tensor))
+            if source is not None:
+                returns = device[id(source)] == "GPU" and device[id(node)] == "DLA"
+                best = max(best, stretches[id(source)] + returns)
+        stretches[id(node)] = best
+    return stretches
+
+
 def _loadables(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs.Node]) -> int:
-    """The connected groups of DLA nodes (union-find over DLA→DLA edges): one loadable each."""
+    """The connected groups of DLA nodes (union-find over DLA→DLA edges between nodes after the same
+    number of GPU stretches, :func:`_gpu_stretches`): one loadable each."""
     parent = {id(n): id(n) for n in graph.nodes if device[id(n)] == "DLA"}
+    stretches = _gpu_stretches(graph, device, producer)
 
     def find(key: int) -> int:
         while parent[key] != key:
@@ -357,7 +375,7 @@ def _loadables(graph: gs.Graph, device: dict[int, str], producer: dict[int, gs.N
             continue
         for tensor in node.inputs:
             source = producer.get(id(tensor))
-            if source is not None and device[id(source)] == "DLA":
+            if source is not None and device[id(source)] == "DLA" and stretches[id(source)] == stretches[id(node)]:
                 parent[find(id(node))] = find(id(source))
     return len({find(k) for k in parent})
 
