@@ -23,22 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy
-
 from rftrt.device.kit import KIT_NAME, _source, kit_modules, module_imports
+from rftrt.device.numpy_only import numpy_only_venv
 from rftrt.pipeline import ExportOptions, run_export
 
 _TESTS = ["test_device_kit.py", "test_builder.py", "test_verify.py", "test_runtime.py", "test_bench.py", "test_bundle.py", "test_trtexec.py", "test_trt_api_conformance.py", "test_targets.py"]
-
-
-def _numpy_only(root: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
-    python = root / "venv" / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    installed = Path(numpy.__file__).parent
-    for name in [installed.name] + [p.name for p in installed.parent.glob("numpy.libs")]:
-        (site / name).symlink_to(installed.parent / name)
-    return python
 
 
 def _coverage(files: list[str]) -> str:
@@ -60,7 +49,7 @@ def main() -> int:
         run_export(ExportOptions(model="rf_b0", target="orin", precision="fp16", resolution=64, out_dir=str(bundle)), log=lambda _: None)
         kit = bundle / KIT_NAME
         print(f"kit: {kit.stat().st_size:,} bytes ({kit.stat().st_size / 1024:.1f} KiB), {len(kit_modules())} modules")
-        python = _numpy_only(Path(tmp))
+        python = numpy_only_venv(Path(tmp))
         times = []
         for _ in range(5):
             start = time.perf_counter()

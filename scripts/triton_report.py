@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from rftrt.pipeline import ExportOptions, run_export
 from rftrt.serving import check_repository, default_repository_dir
+from rftrt.serving.local_server import free_ports
 from rftrt.tools.bench.backends.triton import TritonBench, run_triton_bench
 from rftrt.tools.bench.paper import paper_pairs
 from rftrt.tools.tables import render_table
@@ -53,20 +53,10 @@ def _export(model: str, resolution: int, folder: Path) -> dict:
     }
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _serve_and_bench(python: str, bundle: Path, model: str, concurrencies: list[int], batches: list[int], requests: int) -> dict:
     """Start PyTriton's server on the bundle repository's ONNX Runtime variant, run the client, stop it."""
     repo = default_repository_dir(bundle)
-    http, grpc, metrics = _free_ports(3)
+    http, grpc, metrics = free_ports(3)
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     argv = [python, "-m", "rftrt.serving.local_server", str(repo), f"{model}_onnx", "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})

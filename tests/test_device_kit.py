@@ -16,19 +16,13 @@ import pytest
 from helpers import copy_bundle, exported_bundle
 
 from rftrt.device.kit import HOST_ONLY, KIT_NAME, build_kit, kit_modules, module_imports
+from rftrt.device.numpy_only import numpy_only_venv
 
 
 @pytest.fixture(scope="session")
 def numpy_only(shared_tmp) -> Path:
     """A virtual environment whose only package is this NumPy (linked in, nothing downloaded)."""
-    root = shared_tmp.mktemp("numpy-only")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
-    python = root / "venv" / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    installed = Path(numpy.__file__).parent
-    for name in [installed.name] + [p.name for p in installed.parent.glob("numpy.libs")]:
-        (site / name).symlink_to(installed.parent / name)
-    return python
+    return numpy_only_venv(shared_tmp.mktemp("numpy-only"))
 
 
 def _kit(python: Path, folder: Path, *args: str, code: str | None = None) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from google.protobuf import text_format  # noqa: E402 - tritonclient brings prot
 from rftrt.cli.bench import bench_main  # noqa: E402
 from rftrt.cli.triton import triton_main  # noqa: E402
 from rftrt.serving import ServingOptions, check_repository, write_repository  # noqa: E402
+from rftrt.serving.local_server import free_ports  # noqa: E402
 from rftrt.tools.bench.backends.triton import TritonBench, run_triton_bench  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -180,16 +180,6 @@ def _pytriton_python() -> str | None:
     return None
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def triton_server(l40, shared_tmp):
     """PyTriton's tritonserver serving the L40 repository's ONNX Runtime variant on 127.0.0.1."""
@@ -198,7 +188,7 @@ def triton_server(l40, shared_tmp):
         pytest.skip("nvidia-pytriton is not installed here (set RFTRT_PYTRITON_PYTHON to a Python that has it and onnxruntime)")
     repo = shared_tmp.mktemp("served") / "repo"
     write_repository(l40, repo)
-    http, grpc, metrics = _free_ports(3)
+    http, grpc, metrics = free_ports(3)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     log = open(repo.parent / "server.log", "w+")
     argv = [python, "-m", "rftrt.serving.local_server", str(repo), "rf_b0_onnx", "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
@@ -316,7 +306,7 @@ def test_rf_bench_triton_cli(l40, l40_fp32_r96, triton_server, tmp_path, capsys)
 
 
 def test_server_down_is_one_line(l40, capsys):
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     argv = ["--backend", "triton", "--url", f"127.0.0.1:{port}", "--bundle", str(l40)]
     assert "no Triton server answers at" in cli_error(capsys, bench_main, argv, "rf-bench")
     assert "needs --url HOST:PORT and --bundle" in cli_error(capsys, bench_main, ["--backend", "triton"], "rf-bench")

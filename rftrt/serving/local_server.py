@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sysconfig
 import threading
 from collections.abc import Sequence
@@ -24,7 +25,18 @@ from pathlib import Path
 
 from .validate import parse_config
 
-__all__ = ["serve", "main"]
+__all__ = ["serve", "main", "free_ports"]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports free on 127.0.0.1 now (bound together, so distinct, then released)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def _matching_libpython() -> None:
