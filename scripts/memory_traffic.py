@@ -6,7 +6,7 @@ the ReduceFormer / EfficientViT ratio of each.
 Ours (rules in rftrt.tools.inspect.traffic and rftrt.tools.inspect.limits), FP16 with the precision
 plan's FP32 islands: the fused rule without any cache (every materialised activation to DRAM and
 back) and the model estimate with Orin's 4 MiB L2 (what fits stays on chip). The paper's figures are
-data with their source: rftrt/tools/inspect/paper_tables.toml (Table 1). Its Orin is DRIVE Orin;
+data with their source: rftrt/tools/paper_tables.toml (Table 1). Its Orin is DRIVE Orin;
 ours the Jetson AGX Orin (the same SoC) standing in for it.
 
     .venv/bin/python scripts/memory_traffic.py --jobs 4                          # the figure (minutes)
@@ -24,9 +24,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rftrt.errors import RftrtError
-from rftrt.tools.inspect.limits import LIMIT_KINDS, paper_rows
+from rftrt.tools.inspect.limits import LIMIT_KINDS
 from rftrt.tools.inspect.report import inspect_model
 from rftrt.tools.inspect.traffic import TRAFFIC_RULES
+from rftrt.tools.paper_tables import paper_rows
 from rftrt.tools.tables import render_table
 
 SOURCE = "ReduceFormer paper (arXiv 2406.07488), Table 1: Orin FP16, batch 1, 'Avg Mem BW (MB/image)'"
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"fused, no L2: {TRAFFIC_RULES['fused']}.",
         f"estimate: {LIMIT_KINDS['model estimate']}; Orin's L2 from rftrt/targets/hardware.toml.",
-        f"paper: {SOURCE}; the figures: rftrt/tools/inspect/paper_tables.toml. Its Orin is DRIVE Orin, ours the Jetson AGX Orin standing in.",
+        f"paper: {SOURCE}; the figures: rftrt/tools/paper_tables.toml. Its Orin is DRIVE Orin, ours the Jetson AGX Orin standing in.",
     ]
     text = "\n".join(lines)
     print(text)

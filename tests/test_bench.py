@@ -183,7 +183,7 @@ def test_paper_pairs_come_from_the_zoo():
     assert (b1.vs, b1.resolution, b1.orin_fp16_ms) == ("evit_b1", 224, (0.68, 0.90))
     assert sorted(b1.l40_fp16_img_s) == [1, 8, 16, 32]
     assert b1.l40_ratio(1) == pytest.approx(4149 / 3067)
-    assert pairs["rf_b2"].resolution == 256 and sorted(pairs["rf_b2"].l40_fp16_img_s) == [1]
+    assert pairs["rf_b2"].resolution == 256 and sorted(pairs["rf_b2"].l40_fp16_img_s) == [1, 8, 16, 32]  # Tables 1 and 2
     assert pairs["rf_b3"].orin_ratio == pytest.approx(2.93 / 2.22)
 
 

@@ -19,9 +19,9 @@ from rftrt.tools.inspect.complexity import complexity_report
 from rftrt.tools.inspect.exported import export_and_pass
 from rftrt.tools.inspect.graph import stage_of
 from rftrt.tools.inspect.histogram import op_histogram
-from rftrt.tools.inspect.limits import paper_row
 from rftrt.tools.inspect.report import format_inspect, inspect_model
 from rftrt.tools.inspect.traffic import memory_traffic
+from rftrt.tools.paper_tables import paper_row
 
 RES = 64
 

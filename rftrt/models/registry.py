@@ -44,7 +44,8 @@ class ModelInfo:
     params_m: float | None = None
     #: resolution → {"macs_g": …, "top1": …} from the model's own release
     by_resolution: dict[int, dict[str, float]] = field(default_factory=dict)
-    #: the ReduceFormer paper's row: resolution, params_m, macs_g, top1, orin_fp16_ms, l40_fp16_img_s
+    #: the ReduceFormer paper's row: resolution, params_m, macs_g, top1 (its measurements of speed:
+    #: rftrt/tools/paper_tables.toml)
     paper: dict[str, Any] = field(default_factory=dict)
     #: stage label → parameters of the official modules (EfficientViT only)
     stage_params: dict[str, int] = field(default_factory=dict)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from ..models import PUBLISHED_RESOLUTIONS, list_models, model_info
 from ..models.counts import recorded_counts
+from .paper_tables import paper_row
 
 __all__ = ["ZooRow", "zoo_rows", "format_zoo_table"]
 
@@ -37,7 +38,7 @@ def zoo_rows(names: list[str] | None = None, resolutions: tuple[int, ...] = PUBL
         counts = recorded[name]
         for resolution in resolutions:
             published = info.by_resolution.get(resolution, {})
-            on_paper = info.paper.get("resolution") == resolution
+            measured = paper_row(name, resolution) if info.paper.get("resolution") == resolution else None
             rows.append(
                 ZooRow(
                     name=name,
@@ -48,8 +49,8 @@ def zoo_rows(names: list[str] | None = None, resolutions: tuple[int, ...] = PUBL
                     published_params_m=info.params_m,
                     published_macs_g=published.get("macs_g"),
                     published_top1=published.get("top1"),
-                    paper_orin_fp16_ms=info.paper.get("orin_fp16_ms") if on_paper else None,
-                    paper_l40_bs1_img_s=info.paper.get("l40_fp16_img_s", {}).get("1") if on_paper else None,
+                    paper_orin_fp16_ms=measured.orin_fp16_ms if measured else None,
+                    paper_l40_bs1_img_s=measured.l40_img_s.get(1) if measured else None,
                 )
             )
     return rows

@@ -1,4 +1,4 @@
-"""The ReduceFormer paper's table: its B1/B2/B3 pairs and published figures (from ``zoo.toml``), the
+"""The ReduceFormer paper's table: its B1/B2/B3 pairs and measured figures (``tools/paper_tables.toml``), the
 engines for them in a folder, and every pair measured on one backend with the paper's figures beside."""
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ class PaperPair:
 
 
 def paper_pairs() -> list[PaperPair]:
-    """The paper's comparisons, from ``zoo.toml``: each ReduceFormer row with the EfficientViT row of
-    the same size at the same resolution (B1/B2/B3: Orin latency and L40 throughput, six pairs of
-    figures, plus B1's L40 throughput at batch 8/16/32)."""
+    """The paper's comparisons: each ReduceFormer model at its resolution in the paper (``zoo.toml``)
+    with the EfficientViT model of the same size, and their measurements in the paper's tables
+    (:mod:`rftrt.tools.paper_tables`: Orin latency at batch 1, L40 throughput at every batch both
+    models were measured at)."""
     from ...models import list_models, model_info
+    from ..paper_tables import paper_row
 
     pairs = []
     for name in list_models():
@@ -64,14 +66,17 @@ def paper_pairs() -> list[PaperPair]:
         other = model_info(f"evit_{info.variant}")
         if other.paper.get("resolution") != info.paper["resolution"]:
             continue
-        mine, theirs = info.paper.get("l40_fp16_img_s", {}), other.paper.get("l40_fp16_img_s", {})
+        resolution = int(info.paper["resolution"])
+        mine, theirs = paper_row(name, resolution), paper_row(other.name, resolution)
+        if mine is None or theirs is None:
+            continue
         pairs.append(
             PaperPair(
                 model=name,
                 vs=other.name,
-                resolution=int(info.paper["resolution"]),
-                orin_fp16_ms=(float(info.paper["orin_fp16_ms"]), float(other.paper["orin_fp16_ms"])),
-                l40_fp16_img_s={int(b): (float(mine[b]), float(theirs[b])) for b in mine if b in theirs},
+                resolution=resolution,
+                orin_fp16_ms=(mine.orin_fp16_ms, theirs.orin_fp16_ms),
+                l40_fp16_img_s={b: (v, theirs.l40_img_s[b]) for b, v in mine.l40_img_s.items() if b in theirs.l40_img_s},
             )
         )
     return pairs

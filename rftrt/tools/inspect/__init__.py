@@ -12,7 +12,7 @@ Five views of one model at one resolution, one module each:
   given) under the two rules of :data:`.traffic.TRAFFIC_RULES`.
 - :mod:`.limits`: per GPU and batch, a *lower bound* on the time no engine can beat (compulsory
   traffic over peak bandwidth, MACs over the dense FP16 rate) and a *model estimate* that keeps
-  what fits in the GPU's L2 on chip; the paper's measurements beside them (``paper_tables.toml``).
+  what fits in the GPU's L2 on chip; the paper's measurements beside them (``tools/paper_tables.toml``).
 - :mod:`.dla`: the DLA placement for a target with DLA cores: each node on DLA or GPU with the
   documented reason (``rftrt/targets/dla_rules.toml``), the DLA↔GPU transitions and the DLA
   loadables. It is a *prediction* from the documented rules until a device confirms it

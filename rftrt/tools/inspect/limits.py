@@ -1,5 +1,5 @@
 """Limits on the time one batch takes on a named GPU (``rftrt/targets/hardware.toml``), of two kinds,
-and the ReduceFormer paper's measurements to read them against (``paper_tables.toml``).
+and the ReduceFormer paper's measurements to read them against (:mod:`rftrt.tools.paper_tables`).
 
 - **Lower bound**: a time no implementation can beat. max(compulsory bytes / peak DRAM bandwidth,
   2·MACs / dense FP16 tensor rate). Compulsory: every weight of the convolutions and weight products
@@ -20,14 +20,12 @@ and the ReduceFormer paper's measurements to read them against (``paper_tables.t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import onnx
 import onnx_graphsurgeon as gs
 
-from ..._data import load_toml
 from ...errors import RftrtError
 from ...export.passes import to_graph
 from ...targets.hardware import Hardware
@@ -41,14 +39,11 @@ __all__ = [
     "LIMIT_KINDS",
     "Compulsory",
     "Limit",
-    "PaperRow",
     "compulsory_from_graph",
     "compulsory_from_model",
     "compute_limits",
     "lower_bound_us",
     "on_chip_activation_bytes",
-    "paper_row",
-    "paper_rows",
 ]
 
 LIMIT_KINDS = {
@@ -234,43 +229,3 @@ def compute_limits(
             )
     return found
 
-
-# --- the paper's measurements ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PaperRow:
-    """One model at one resolution in the paper's tables (``paper_tables.toml``)."""
-
-    model: str
-    resolution: int
-    #: Table 1, batch 1 (None where the row is only in Table 2)
-    orin_fp16_ms: float | None
-    orin_mb_per_image: float | None
-    #: batch → img/s on L40 (Table 1: batch 1; Table 2: 8, 16, 32)
-    l40_img_s: dict[int, float]
-
-    def measured_img_s(self) -> dict[tuple[str, int], float]:
-        """(hardware.toml key, batch) → the paper's throughput; Orin's from its batch-1 latency."""
-        found = {("l40", b): v for b, v in self.l40_img_s.items()}
-        if self.orin_fp16_ms is not None:
-            found[("orin", 1)] = 1000.0 / self.orin_fp16_ms
-        return found
-
-
-@lru_cache(maxsize=1)
-def paper_rows() -> tuple[PaperRow, ...]:
-    """Every row of the paper's tables that names a registry model."""
-    rows = []
-    for raw in load_toml("rftrt.tools.inspect", "paper_tables.toml")["rows"]:
-        t1, t2 = raw.get("table1", {}), raw.get("table2", {})
-        l40 = {int(b): float(v) for b, v in t2.get("l40_img_s", {}).items()}
-        if "l40_img_s" in t1:
-            l40[1] = float(t1["l40_img_s"])
-        rows.append(PaperRow(raw["model"], int(raw["resolution"]), t1.get("orin_fp16_ms"), t1.get("orin_mb_per_image"), dict(sorted(l40.items()))))
-    return tuple(rows)
-
-
-def paper_row(model: str | None, resolution: int) -> PaperRow | None:
-    """The paper's row for ``model`` at ``resolution``, or None when it has none."""
-    return next((r for r in paper_rows() if r.model == model and r.resolution == resolution), None)

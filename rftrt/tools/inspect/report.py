@@ -13,12 +13,13 @@ import onnx
 from ...export.passes import to_graph
 from ...files import write_file_atomic
 from ...targets.hardware import Hardware, hardware
+from ..paper_tables import PaperRow, paper_row
 from ..tables import render_table
 from .complexity import ComplexityReport, complexity_report, graph_macs
 from .dla import DlaPrediction, predict_dla
 from .exported import ExportedModel, export_and_pass
 from .histogram import OpHistogram, op_histogram
-from .limits import LIMIT_KINDS, Limit, PaperRow, compulsory_from_graph, compute_limits, paper_row
+from .limits import LIMIT_KINDS, Limit, compulsory_from_graph, compute_limits
 from .traffic import TRAFFIC_RULES, TrafficEstimate, fused_schedule, memory_traffic
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ def _limits_section(r: InspectReport) -> list[str]:
     for g in r.hardware:
         parts = [g.name, g.notes, f"L2: {g.l2_notes}" if g.l2_notes else ""]
         out.append(f"- {g.key}: " + ". ".join(p.rstrip(".") for p in parts if p) + ".")
-    out.append("Figures and their sources: rftrt/targets/hardware.toml; the paper's: rftrt/tools/inspect/paper_tables.toml.")
+    out.append("Figures and their sources: rftrt/targets/hardware.toml; the paper's: rftrt/tools/paper_tables.toml.")
     return out
 
 
