@@ -15,6 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def sha256_bytes(data: bytes) -> str:
 def write_json(path: Path, data: object) -> None:
     """A JSON report (sorted keys, indented, newline-terminated), written atomically."""
     write_file_atomic(Path(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json_record(path: Path, is_record: Callable[[object], bool], kind: str, remedy: str) -> dict | None:
+    """The JSON object in ``path``, or None where there is no such file. A file that is not JSON, or
+    whose content ``is_record`` rejects (it is not ``kind``), is one line naming ``remedy``."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RftrtError(f"{path} is not valid JSON ({exc}); {remedy}") from None
+    if not isinstance(data, dict) or not is_record(data):
+        raise RftrtError(f"{path} is not {kind}; {remedy}")
+    return data
 
 
 def _probe(folder: Path) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RftrtError
-from ..files import sha256_file, write_file_atomic
+from ..files import read_json_record, sha256_file, write_file_atomic
 from ..targets.dla import PREDICTION_FILE
 from ..targets.profiles import load_target
 from .build_decisions import BuildPlan
@@ -94,16 +94,9 @@ def _gpu_for(spec: BuildSpec, allow_other_gpu: bool, log: Callable[[str], None])
 
 def read_dla_prediction(bundle_dir: Path) -> dict | None:
     """The bundle's predicted DLA placement (rf-export writes it for a DLA core), or None without one."""
-    path = bundle_dir / PREDICTION_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RftrtError(f"{path} is not valid JSON ({exc}); re-export the bundle") from None
-    if not isinstance(data, dict) or not isinstance(data.get("placements"), list):
-        raise RftrtError(f"{path} is not a DLA placement prediction (no placements); re-export the bundle")
-    return data
+    return read_json_record(
+        bundle_dir / PREDICTION_FILE, lambda d: isinstance(d.get("placements"), list), "a DLA placement prediction (no placements)", "re-export the bundle"
+    )
 
 
 def build_bundle(

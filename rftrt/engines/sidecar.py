@@ -7,14 +7,13 @@ and refuses an engine built by another TensorRT release or from another ONNX (:f
 
 from __future__ import annotations
 
-import json
 import platform
 import shlex
 from pathlib import Path
 
 from .. import __version__
 from ..errors import RftrtError
-from ..files import sha256_bytes
+from ..files import read_json_record, sha256_bytes
 from ..targets.tensorrt import release_of
 from .build_decisions import BuildPlan
 from .build_spec import BuildSpec
@@ -85,16 +84,9 @@ def sidecar_record(
 
 def read_sidecar(engine: Path) -> dict | None:
     """The engine's ``<engine>.json`` written by rf-build, or None if there is none."""
-    path = sidecar_path(engine)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RftrtError(f"{path} is not valid JSON ({exc}); rebuild the engine with rf-build") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tensorrt"), dict):
-        raise RftrtError(f"{path} is not an rf-build sidecar; rebuild the engine with rf-build")
-    return data
+    return read_json_record(
+        sidecar_path(engine), lambda d: isinstance(d.get("tensorrt"), dict), "an rf-build sidecar", "rebuild the engine with rf-build"
+    )
 
 
 def check_sidecar(sidecar: dict, *, installed: str | None, onnx_sha256: str | None, bundle: str = "BUNDLE") -> None:
