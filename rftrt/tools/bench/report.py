@@ -6,7 +6,7 @@ backends table of ``--list-backends``, and the files ``--json``, ``--markdown``,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ from ..tables import render_table
 if TYPE_CHECKING:  # pragma: no cover
     from .results import BenchReport, Measurement
 
-__all__ = ["bench_markdown", "format_backend_status", "format_bench", "format_paper_table", "plot_throughput", "throughput_figure", "write_outputs"]
+__all__ = ["bench_markdown", "format_backend_status", "format_bench", "format_paper_table", "plot_throughput", "throughput_figure", "write_outputs", "write_report_files"]
 
 
 def _ms(value: float) -> str:
@@ -235,18 +235,20 @@ def format_backend_status(status: Sequence[tuple[str, bool, str]]) -> str:
     return render_table(["backend", "available", "why"], [[n, "yes" if ok else "no", r] for n, ok, r in status], "lll")
 
 
-def write_outputs(
-    report: BenchReport,
+def write_report_files(
+    data: dict,
+    markdown: Callable[[str | None], str],
+    plot: Callable[[Path], Path] | None,
     json_path: str | Path | None = None,
     markdown_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     folder: str | Path | None = None,
 ) -> list[Path]:
-    """Write whichever of the JSON, Markdown and PNG outputs are asked for; returns their paths.
-    ``folder`` (created) holds ``bench.json``, ``bench.md`` and ``bench.png`` for those not given a path."""
-    import json
-
-    from ...files import write_file_atomic
+    """Write whichever of the JSON (``data``), Markdown (``markdown(plot link)``) and PNG (``plot``; None:
+    nothing to draw) outputs are asked for; returns their paths. ``folder`` (created) holds
+    ``bench.json``, ``bench.md`` and ``bench.png`` for those not given a path. Every rf-bench backend
+    writes its files through this."""
+    from ...files import write_file_atomic, write_json
 
     if folder:
         folder = Path(folder)
@@ -255,10 +257,12 @@ def write_outputs(
         markdown_path = markdown_path or folder / "bench.md"
         plot_path = plot_path or folder / "bench.png"
     written = []
-    if plot_path:
-        written.append(plot_throughput(report, plot_path))
+    if plot_path and plot is not None:
+        written.append(plot(Path(plot_path)))
+    else:
+        plot_path = None
     if json_path:
-        write_file_atomic(Path(json_path), (json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n").encode())
+        write_json(Path(json_path), data)
         written.append(Path(json_path))
     if markdown_path:
         plot_ref = None
@@ -267,6 +271,19 @@ def write_outputs(
                 plot_ref = str(Path(plot_path).resolve().relative_to(Path(markdown_path).resolve().parent))
             except ValueError:
                 plot_ref = str(Path(plot_path).resolve())
-        write_file_atomic(Path(markdown_path), bench_markdown(report, plot_ref).encode())
+        write_file_atomic(Path(markdown_path), markdown(plot_ref).encode())
         written.append(Path(markdown_path))
     return written
+
+
+def write_outputs(
+    report: BenchReport,
+    json_path: str | Path | None = None,
+    markdown_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    folder: str | Path | None = None,
+) -> list[Path]:
+    """:func:`write_report_files` for a benchmark of the local backends."""
+    return write_report_files(
+        report.as_dict(), lambda ref: bench_markdown(report, ref), lambda path: plot_throughput(report, path), json_path, markdown_path, plot_path, folder
+    )

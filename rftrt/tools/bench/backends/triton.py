@@ -37,6 +37,7 @@ from ....serving.repository import onnx_variant
 from ....timing import LatencyStats
 from ...tables import render_table
 from ..environment import collect_environment
+from ..report import write_report_files
 
 __all__ = ["TritonBench", "SweepPoint", "TritonReport", "run_triton_bench", "write_triton_outputs", "PROTOCOLS"]
 
@@ -364,21 +365,6 @@ def _plot(report: TritonReport, path: Path) -> Path:
 
 
 def write_triton_outputs(report: TritonReport, json_path=None, markdown_path=None, plot_path=None, folder=None) -> list[Path]:
-    """The JSON, Markdown and PNG outputs asked for (``folder``: bench.json, bench.md, bench.png)."""
-    from ....files import write_file_atomic, write_json
-
-    if folder:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        json_path, markdown_path, plot_path = json_path or folder / "bench.json", markdown_path or folder / "bench.md", plot_path or folder / "bench.png"
-    written = []
-    if plot_path and report.points:
-        written.append(_plot(report, Path(plot_path)))
-    if json_path:
-        write_json(Path(json_path), report.as_dict())
-        written.append(Path(json_path))
-    if markdown_path:
-        plot_ref = Path(plot_path).name if plot_path and report.points and Path(plot_path).parent == Path(markdown_path).parent else None
-        write_file_atomic(Path(markdown_path), report.markdown(plot_ref).encode())
-        written.append(Path(markdown_path))
-    return written
+    """:func:`~rftrt.tools.bench.report.write_report_files` for a Triton run (no plot without points)."""
+    plot = (lambda path: _plot(report, path)) if report.points else None
+    return write_report_files(report.as_dict(), report.markdown, plot, json_path, markdown_path, plot_path, folder)
