@@ -352,8 +352,9 @@ def _plot(report: TritonReport, path: Path) -> Path:
         points = [p for p in report.points if p.batch == batch]
         ax.plot([p.concurrency for p in points], [p.throughput_img_s for p in points], marker="o", label=f"batch {batch}")
     ax.set_xscale("log", base=2)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("concurrency (requests in flight)")
-    ax.set_ylabel("throughput (images/s)")
+    ax.set_ylabel("throughput (images/s; axis from 0)")
     ax.set_title(f"{report.model} ({report.platform}) on Triton {report.server.get('version', '')}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
