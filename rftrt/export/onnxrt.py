@@ -3,11 +3,13 @@ a model reaches a device (ORT rounds every FP16 tensor, so FP16 overflow shows).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["ort_session", "run_onnx", "onnx_logits"]
+__all__ = ["ort_session", "run_onnx", "onnx_logits", "with_scalar_probes"]
 
 # ONNX Runtime's optimiser logs harmless notes (e.g. an Unsqueeze it cannot remove) at warning level.
 ort.set_default_logger_severity(3)
@@ -53,3 +55,29 @@ def onnx_logits(model: onnx.ModelProto, images: np.ndarray, batch: int = 64, thr
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - n, axis=0)])
         outs.append(session.run(None, {name: np.ascontiguousarray(chunk)})[0][:n])
     return np.concatenate(outs)
+
+
+def with_scalar_probes(
+    model: onnx.ModelProto, wanted: Callable[[str], bool], probe: Callable[[str, str], list[onnx.NodeProto]], keep_outputs: bool = False
+) -> tuple[onnx.ModelProto, list[str]]:
+    """``model`` with one scalar FP32 output per ``wanted`` tensor a node produces, computed inside the
+    graph by the nodes ``probe(tensor, output)`` returns (the last writes ``output``), so that ONNX
+    Runtime never hands the tensors themselves back. Each probe sits right after its tensor's
+    producer: ONNX Runtime runs nodes in this order, and a tensor whose last reader came at the end of
+    the graph would stay alive (with all the others) until then. ``keep_outputs``: the model's own
+    outputs stay first. Returns the model and the probed tensors, in graph order."""
+    probed = onnx.ModelProto()
+    probed.CopyFrom(model)
+    if not keep_outputs:
+        del probed.graph.output[:]
+    nodes, tensors = [], []
+    for node in model.graph.node:
+        nodes.append(node)
+        for name in (n for n in node.output if wanted(n)):
+            output = f"rftrt_probe/{len(tensors)}"
+            nodes += probe(name, output)
+            probed.graph.output.append(onnx.helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, []))
+            tensors.append(name)
+    del probed.graph.node[:]
+    probed.graph.node.extend(nodes)
+    return probed, tensors

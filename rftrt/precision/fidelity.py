@@ -16,7 +16,7 @@ import onnx
 
 from ..comparison import compare
 from ..export.onnx_export import INPUT_NAME
-from ..export.onnxrt import ort_session
+from ..export.onnxrt import ort_session, with_scalar_probes
 
 __all__ = ["Measured", "measure", "fp32_logits", "nonfinite_probe", "tensor_types"]
 
@@ -33,32 +33,25 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def nonfinite_probe(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """``model`` with one extra scalar output per float tensor a node produces: 1 where the tensor holds
-    an inf or NaN, else 0 (Cast to FP32, IsInf | IsNaN, ReduceMax, computed in the graph so that ONNX
-    Runtime never returns the tensors). Returns the model and the probed tensors in graph order."""
+    """``model`` with one extra scalar output per float tensor a node produces (the model's outputs
+    first): 1 where the tensor holds an inf or NaN, else 0 (Cast to FP32, IsInf | IsNaN, ReduceMax,
+    computed in the graph: :func:`~rftrt.export.onnxrt.with_scalar_probes`). Returns the model and the
+    probed tensors in graph order."""
     types = tensor_types(model)
-    probed = onnx.ModelProto()
-    probed.CopyFrom(model)
     outputs = {o.name for o in model.graph.output}
-    nodes, tensors = [], []
     make = onnx.helper.make_node
-    for node in model.graph.node:
-        nodes.append(node)
-        for name in (o for o in node.output if types.get(o) in _FLOATS and o not in outputs):
-            p = f"rftrt_probe/{len(tensors)}"
-            nodes += [
-                make("Cast", [name], [f"{p}/f32"], to=onnx.TensorProto.FLOAT),
-                make("IsInf", [f"{p}/f32"], [f"{p}/inf"]),
-                make("IsNaN", [f"{p}/f32"], [f"{p}/nan"]),
-                make("Or", [f"{p}/inf", f"{p}/nan"], [f"{p}/bad"]),
-                make("Cast", [f"{p}/bad"], [f"{p}/badf"], to=onnx.TensorProto.FLOAT),
-                make("ReduceMax", [f"{p}/badf"], [f"{p}/flag"], keepdims=0),
-            ]
-            probed.graph.output.append(onnx.helper.make_tensor_value_info(f"{p}/flag", onnx.TensorProto.FLOAT, []))
-            tensors.append(name)
-    del probed.graph.node[:]
-    probed.graph.node.extend(nodes)
-    return probed, tensors
+
+    def flag(tensor: str, p: str) -> list[onnx.NodeProto]:
+        return [
+            make("Cast", [tensor], [f"{p}/f32"], to=onnx.TensorProto.FLOAT),
+            make("IsInf", [f"{p}/f32"], [f"{p}/inf"]),
+            make("IsNaN", [f"{p}/f32"], [f"{p}/nan"]),
+            make("Or", [f"{p}/inf", f"{p}/nan"], [f"{p}/bad"]),
+            make("Cast", [f"{p}/bad"], [f"{p}/badf"], to=onnx.TensorProto.FLOAT),
+            make("ReduceMax", [f"{p}/badf"], [p], keepdims=0),
+        ]
+
+    return with_scalar_probes(model, lambda name: types.get(name) in _FLOATS and name not in outputs, flag, keep_outputs=True)
 
 
 @dataclass

@@ -27,7 +27,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..data.images import bundled_photographs
-from ..export.onnxrt import ort_session
+from ..export.onnxrt import ort_session, with_scalar_probes
 from ..export.passes import to_graph
 from ..export.passes.attention import find_attention_cores
 
@@ -83,21 +83,11 @@ def measure_ranges(model: onnx.ModelProto, graph: gs.Graph, images: np.ndarray, 
     at a time in a lean session: the memory is about one image's inference, not every activation of
     every image (rf_b3 r288: 1.9 GB peak instead of 5.4)."""
     floats = {t.name for node in graph.nodes for t in node.outputs if t.dtype is not None and np.issubdtype(np.dtype(t.dtype), np.floating)}
-    probed = onnx.ModelProto()
-    probed.CopyFrom(model)
-    del probed.graph.output[:]
-    nodes, tensors = [], []
-    for node in model.graph.node:
-        nodes.append(node)
-        for name in (n for n in node.output if n in floats):
-            # right after its producer: ONNX Runtime runs nodes in this order, and a tensor whose last
-            # reader came at the end of the graph would stay alive (with all the others) until then
-            magnitude, peak = f"rftrt_range/{len(tensors)}/abs", f"rftrt_range/{len(tensors)}/max"
-            nodes += [onnx.helper.make_node("Abs", [name], [magnitude]), onnx.helper.make_node("ReduceMax", [magnitude], [peak], keepdims=0)]
-            probed.graph.output.append(onnx.helper.make_tensor_value_info(peak, onnx.TensorProto.FLOAT, []))
-            tensors.append(name)
-    del probed.graph.node[:]
-    probed.graph.node.extend(nodes)
+
+    def peak(tensor: str, output: str) -> list[onnx.NodeProto]:
+        return [onnx.helper.make_node("Abs", [tensor], [f"{output}/abs"]), onnx.helper.make_node("ReduceMax", [f"{output}/abs"], [output], keepdims=0)]
+
+    probed, tensors = with_scalar_probes(model, floats.__contains__, peak)
     session = ort_session(probed, lean=True)
     ranges = dict.fromkeys(tensors, 0.0)
     input_name = session.get_inputs()[0].name
