@@ -72,17 +72,26 @@ def _check_none(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> 
     return True, "supported"
 
 
+def _window_outside(layer_kind: str, window_kind: str, window: list, strides: list, limits: dict) -> str | None:
+    """Why a convolution's kernel or a pooling window (``window_kind``) and its strides break DLA's
+    limits for ``layer_kind``, or None."""
+    if len(window) != limits["dims"]:
+        return f"{len(window)}-D {layer_kind}; DLA {layer_kind} is {limits['dims']}-D"
+    if not _within(window, limits[window_kind]):
+        return "{} {} outside DLA's {}–{}".format(window_kind, _sides(window), *_range(limits[window_kind]))
+    if not _within(strides, limits["stride"]):
+        return "stride {} outside DLA's {}–{}".format(_sides(strides), *_range(limits["stride"]))
+    return None
+
+
 def _check_convolution(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) -> tuple[bool, str]:
     limits = layer.limits
     weight = _shape(node.inputs[1]) if len(node.inputs) > 1 else None
     kernel = list(node.attrs.get("kernel_shape") or (weight[2:] if weight else []))
     strides = list(node.attrs.get("strides") or [1] * len(kernel))
-    if len(kernel) != limits["dims"]:
-        return False, f"{len(kernel)}-D convolution; DLA convolution is {limits['dims']}-D"
-    if not _within(kernel, limits["kernel"]):
-        return False, "kernel {} outside DLA's {}–{}".format(_sides(kernel), *_range(limits["kernel"]))
-    if not _within(strides, limits["stride"]):
-        return False, "stride {} outside DLA's {}–{}".format(_sides(strides), *_range(limits["stride"]))
+    outside = _window_outside("convolution", "kernel", kernel, strides, limits)
+    if outside:
+        return False, outside
     if weight is not None:
         channels = (weight[0], weight[1] * int(node.attrs.get("group", 1)))
         if not all(isinstance(c, int) and c <= limits["max_channels"] for c in channels):
@@ -97,12 +106,9 @@ def _check_pooling(node: gs.Node, op: OpRule, layer: LayerRule, precision: str) 
     limits = layer.limits
     window = list(node.attrs.get("kernel_shape", []))
     strides = list(node.attrs.get("strides") or [1] * len(window))
-    if len(window) != limits["dims"]:
-        return False, f"{len(window)}-D pooling; DLA pooling is {limits['dims']}-D"
-    if not _within(window, limits["window"]):
-        return False, "window {} outside DLA's {}–{}".format(_sides(window), *_range(limits["window"]))
-    if not _within(strides, limits["stride"]):
-        return False, "stride {} outside DLA's {}–{}".format(_sides(strides), *_range(limits["stride"]))
+    outside = _window_outside("pooling", "window", window, strides, limits)
+    if outside:
+        return False, outside
     return True, "window {}, stride {}: within DLA's window {}–{}, stride {}–{}".format(
         _sides(window), _sides(strides), *_range(limits["window"]), *_range(limits["stride"])
     )
