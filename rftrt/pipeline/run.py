@@ -251,11 +251,8 @@ def _dla_placement(run: _Run, spec: BuildSpec, deployed: onnx.ModelProto) -> tup
         return spec, None
     pinned = set(spec.fp32_islands or ()) | set(spec.fp32_layers)
     prediction = predict_dla_onnx(deployed, spec.precision, pinned, spec.target, spec.dla_core)
-    why = prediction.without_fallback_reason()
-    if prediction.without_fallback:
-        note = f"DLA core {spec.dla_core} without GPU fallback: the placement prediction says a build without it {why}"
-    else:
-        note = f"DLA core {spec.dla_core} with GPU fallback: the placement prediction says a build without it {why}"
+    choice = "without" if prediction.without_fallback else "with"
+    note = f"DLA core {spec.dla_core} {choice} GPU fallback: the placement prediction says a build without it {prediction.without_fallback_reason()}"
     run.log(f"           {note} (a prediction from the documented DLA rules; rf-build records TensorRT's answer)")
     return replace(spec, gpu_fallback=not prediction.without_fallback, notes=(*spec.notes, note)), prediction
 
