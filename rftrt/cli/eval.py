@@ -4,12 +4,11 @@ and agreement with the FP32 reference."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import RftrtError
-from . import parser, run
+from . import parser, run, warn
 from .args import add_json_option
 
 
@@ -51,7 +50,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
             data=args.data, model=args.model, weights=args.weights, num_classes=args.num_classes, resolution=args.resolution,
             onnx=args.onnx, reference_onnx=args.reference_onnx, class_map=args.class_map, limit=args.limit, batch=args.batch,
         )  # fmt: skip
-        report = evaluate(request, load_onnx, warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+        report = evaluate(request, load_onnx, warn=warn)
         for line in report.lines():
             print(line)
         if args.json:
